@@ -1,0 +1,183 @@
+//! Test support for bcast: a throw-away `redis-server` on a free loopback port, with no
+//! persistence, stopped when the handle drops. Tests never touch a Redis that happens to run
+//! on the machine already.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bcast_shared::{Config, Store};
+
+/// A `redis-server` child process.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+fn redis_server_missing() -> ! {
+    panic!(
+        "redis-server was not found on PATH. The tests start their own throw-away Redis; \
+         install it first (Debian/Ubuntu: `apt-get install -y redis-server`)."
+    )
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers PING.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (`["--maxmemory", "10mb"]`).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("bcast-redis-{}-{port}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let mut server = Self {
+                child: None,
+                port,
+                dir,
+            };
+            match server.spawn(extra) {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("could not start redis-server: {last_error}")
+    }
+
+    fn spawn(&mut self, extra: &[&str]) -> Result<(), String> {
+        let port = self.port.to_string();
+        let dir = self.dir.to_string_lossy().into_owned();
+        let mut args = vec![
+            "--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", &dir, "--daemonize", "no", "--loglevel", "warning",
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new("redis-server")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => redis_server_missing(),
+            Err(e) => return Err(e.to_string()),
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return Err(format!("redis-server exited early with {status}"));
+            }
+            if self.ping() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        Err("redis-server did not answer within 10 s".into())
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain client, for checking what is in Redis with ordinary commands.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap_or_else(|e| panic!("bad redis url: {e}"))
+    }
+
+    /// A plain async connection.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test redis: {e}"))
+    }
+
+    /// Stops the server abruptly (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port after [`RedisServer::kill`].
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Err(e) = self.spawn(&[]) {
+            panic!("could not restart redis-server: {e}");
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A configuration pointing at `url`, with defaults overridden by `vars` (`("BCAST_TTL_SECS",
+/// "2")`), read through the same parser as the functions.
+pub fn config(url: &str, vars: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.entry("REDIS_URL".into()).or_insert_with(|| url.to_owned());
+    Config::from_lookup(|name| env.get(name).cloned())
+        .unwrap_or_else(|e| panic!("test configuration: {e}"))
+}
+
+/// A store on `server` with the given overrides.
+pub fn store(server: &RedisServer, vars: &[(&str, &str)]) -> Store {
+    Store::open(&config(&server.url(), vars)).unwrap_or_else(|e| panic!("store: {e}"))
+}
+
+/// `INFO commandstats` as command name → calls.
+pub async fn command_calls(conn: &mut redis::aio::MultiplexedConnection) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("INFO commandstats: {e}"));
+    info.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("cmdstat_")?;
+            let (name, stats) = rest.split_once(':')?;
+            let calls = stats.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
