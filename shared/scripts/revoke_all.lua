@@ -6,4 +6,4 @@
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 redis.call('DEL', KEYS[2])
-return 'ok'
+return { 'ok' }

@@ -78,7 +78,11 @@ impl ClientKey {
         let account_len = take(1)?[0] as usize;
         let account = std::str::from_utf8(take(account_len)?).map_err(|_| MalformedClientKey)?;
         let account = AccountId::parse(account).map_err(|_| MalformedClientKey)?;
-        let session = SessionId(take(SESSION_LEN)?.try_into().map_err(|_| MalformedClientKey)?);
+        let session = SessionId(
+            take(SESSION_LEN)?
+                .try_into()
+                .map_err(|_| MalformedClientKey)?,
+        );
         let secret = take(SECRET_LEN)?
             .try_into()
             .map_err(|_| MalformedClientKey)?;
@@ -104,7 +108,8 @@ impl ClientKey {
     pub fn reveal(&self) -> String {
         let client = self.account.client().as_str().as_bytes();
         let account = self.account.id().as_str().as_bytes();
-        let mut raw = Vec::with_capacity(3 + client.len() + account.len() + SESSION_LEN + SECRET_LEN);
+        let mut raw =
+            Vec::with_capacity(3 + client.len() + account.len() + SESSION_LEN + SECRET_LEN);
         raw.push(VERSION);
         raw.push(client.len() as u8);
         raw.extend_from_slice(client);
@@ -142,7 +147,10 @@ impl ClientKey {
     /// The secret in base64 and hex, for tests that scan Redis for leaks.
     #[doc(hidden)]
     pub fn secret_encodings(&self) -> [String; 2] {
-        [URL_SAFE_NO_PAD.encode(self.secret), hex::encode(self.secret)]
+        [
+            URL_SAFE_NO_PAD.encode(self.secret),
+            hex::encode(self.secret),
+        ]
     }
 }
 
@@ -169,7 +177,10 @@ mod tests {
         let key = ClientKey::new_session(account());
         let text = key.reveal();
         assert!(text.len() >= 43, "at least 256 bits");
-        assert_eq!(ClientKey::parse(&text, &ClientNames::default()), Ok(key.clone()));
+        assert_eq!(
+            ClientKey::parse(&text, &ClientNames::default()),
+            Ok(key.clone())
+        );
         assert!(!format!("{key:?}").contains(&text));
         assert_ne!(key.hash(), ClientKey::new_session(account()).hash());
     }

@@ -120,10 +120,7 @@ impl Config {
             iam_user: env.optional("REDIS_IAM_USER"),
             iam_cache_name: env.optional("REDIS_IAM_CACHE_NAME"),
             connect_timeout: Duration::from_millis(env.number("REDIS_CONNECT_TIMEOUT_MS", 1000)?),
-            response_timeout: Duration::from_millis(env.number(
-                "REDIS_RESPONSE_TIMEOUT_MS",
-                1000,
-            )?),
+            response_timeout: Duration::from_millis(env.number("REDIS_RESPONSE_TIMEOUT_MS", 1000)?),
         };
         if redis.iam_user.is_some() != redis.iam_cache_name.is_some() {
             return Err(ConfigError {
@@ -134,12 +131,12 @@ impl Config {
 
         let clients = match env.optional("BCAST_CLIENTS") {
             None => ClientNames::default(),
-            Some(list) => ClientNames::new(list.split(',').map(str::trim)).map_err(|reason| {
-                ConfigError {
+            Some(list) => {
+                ClientNames::new(list.split(',').map(str::trim)).map_err(|reason| ConfigError {
                     variable: "BCAST_CLIENTS",
                     reason,
-                }
-            })?,
+                })?
+            }
         };
 
         let events = EventLimits {

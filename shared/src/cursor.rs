@@ -40,9 +40,7 @@ impl Cursor {
         if text.len() != 11 {
             return Err(MalformedCursor);
         }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|_| MalformedCursor)?;
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| MalformedCursor)?;
         let bytes: [u8; 8] = bytes.try_into().map_err(|_| MalformedCursor)?;
         let micros = u64::from_be_bytes(bytes);
         if micros > MAX_MICROS {
@@ -91,7 +89,16 @@ mod tests {
 
     #[test]
     fn malformed_cursors_are_refused() {
-        for bad in ["", "abc", "AAAAAAAAAAAA", "AAAAAAAAAA=", "////////////", "_________w_", "{}", "AAAAAAAAAA!"] {
+        for bad in [
+            "",
+            "abc",
+            "AAAAAAAAAAAA",
+            "AAAAAAAAAA=",
+            "////////////",
+            "_________w_",
+            "{}",
+            "AAAAAAAAAA!",
+        ] {
             assert_eq!(Cursor::parse(bad), Err(MalformedCursor), "{bad:?}");
         }
         // Decodes to more than 2^53 µs.

@@ -39,8 +39,7 @@ impl ClientNames {
             return Err("at least one client name is required".into());
         }
         for name in &names {
-            if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_lowercase())
-            {
+            if name.is_empty() || name.len() > 32 || !name.bytes().all(|b| b.is_ascii_lowercase()) {
                 return Err(format!(
                     "client name {name:?} must be 1-32 lowercase letters"
                 ));

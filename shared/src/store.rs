@@ -210,7 +210,9 @@ impl Store {
         }
         let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut conn).await?;
         if replies.len() != calls.len() {
-            return Err(StoreError::Reply("pipeline answered a different number of replies"));
+            return Err(StoreError::Reply(
+                "pipeline answered a different number of replies",
+            ));
         }
         let mut values = Vec::with_capacity(calls.len());
         let mut retry = Vec::new();
@@ -586,9 +588,7 @@ fn event_from(member: &str, micros: u64) -> Event {
         Err(_) => {
             // Written by someone else: the whole member is the data.
             let data = RawValue::from_string(member.to_owned())
-                .or_else(|_| {
-                    serde_json::to_string(member).and_then(RawValue::from_string)
-                })
+                .or_else(|_| serde_json::to_string(member).and_then(RawValue::from_string))
                 .unwrap_or_else(|_| RawValue::NULL.to_owned());
             (cursor.to_string(), data)
         }
@@ -612,9 +612,6 @@ impl Reply {
             Value::Array(items) => Ok(Self {
                 items: items.into_iter(),
             }),
-            Value::SimpleString(_) | Value::Okay => Ok(Self {
-                items: Vec::new().into_iter(),
-            }),
             _ => Err(StoreError::Reply("expected an array")),
         }
     }
@@ -624,7 +621,9 @@ impl Reply {
     }
 
     fn next(&mut self) -> Result<Value, StoreError> {
-        self.items.next().ok_or(StoreError::Reply("reply too short"))
+        self.items
+            .next()
+            .ok_or(StoreError::Reply("reply too short"))
     }
 
     fn int(&mut self) -> Result<i64, StoreError> {

@@ -43,7 +43,9 @@ async fn seed_example_reads_back_with_plain_redis_commands() {
         .collect();
     let results = store.publish(batch).await.unwrap();
     assert_eq!(results.len(), 5);
-    assert!(results.iter().all(|r| r.key == "bcast:wp123456" && !r.duplicate));
+    assert!(results
+        .iter()
+        .all(|r| r.key == "bcast:wp123456" && !r.duplicate));
 
     let mut conn = server.connection().await;
     let rows: Vec<(String, f64)> = conn
@@ -58,10 +60,17 @@ async fn seed_example_reads_back_with_plain_redis_commands() {
     let mut previous = 0.0;
     for (i, (member, score)) in rows.iter().enumerate() {
         let json: serde_json::Value = serde_json::from_str(member).unwrap();
-        assert_eq!(json["data"]["msg"], format!("data{}", i + 1), "in publish order");
+        assert_eq!(
+            json["data"]["msg"],
+            format!("data{}", i + 1),
+            "in publish order"
+        );
         assert_eq!(json["id"], results[i].id.as_str());
         // Unix seconds, not milliseconds.
-        assert!((score - now).abs() < 60.0, "score {score} is not near {now}");
+        assert!(
+            (score - now).abs() < 60.0,
+            "score {score} is not near {now}"
+        );
         assert!(*score > previous, "scores strictly increase");
         assert_eq!(json["ts"].as_f64().unwrap(), *score);
         previous = *score;
@@ -95,11 +104,23 @@ async fn keeps_only_the_newest_n_and_says_when_a_reader_missed_some() {
     assert_eq!(page.cursor, Some(cursors[11]));
 
     // Event 6 (index 6) was the newest trimmed: a reader at 6 missed nothing, one at 5 did.
-    assert!(!store.read(&wp, Some(cursors[6]), None).await.unwrap().missed);
+    assert!(
+        !store
+            .read(&wp, Some(cursors[6]), None)
+            .await
+            .unwrap()
+            .missed
+    );
     let behind = store.read(&wp, Some(cursors[5]), None).await.unwrap();
     assert!(behind.missed);
     assert_eq!(behind.events.len(), 5);
-    assert!(!store.read(&wp, Some(cursors[9]), None).await.unwrap().missed);
+    assert!(
+        !store
+            .read(&wp, Some(cursors[9]), None)
+            .await
+            .unwrap()
+            .missed
+    );
 
     // Up to date: nothing new, nothing missed, cursor unchanged.
     let idle = store.read(&wp, Some(cursors[11]), None).await.unwrap();
@@ -165,7 +186,10 @@ async fn an_id_is_stored_once_within_the_ttl() {
         .await
         .unwrap();
     assert!(again[0].duplicate);
-    assert_eq!(again[0].cursor, first[0].cursor, "a duplicate returns the original cursor");
+    assert_eq!(
+        again[0].cursor, first[0].cursor,
+        "a duplicate returns the original cursor"
+    );
     assert!(!again[1].duplicate);
     assert!(again[2].duplicate);
     assert_eq!(again[2].cursor, again[1].cursor);
@@ -190,8 +214,14 @@ async fn the_same_id_in_another_account_is_another_event() {
         .await
         .unwrap();
     assert_eq!(
-        r.iter().map(|p| (p.key.as_str(), p.duplicate)).collect::<Vec<_>>(),
-        [("bcast:wpa", false), ("bcast:appa", false), ("bcast:wpa", false)],
+        r.iter()
+            .map(|p| (p.key.as_str(), p.duplicate))
+            .collect::<Vec<_>>(),
+        [
+            ("bcast:wpa", false),
+            ("bcast:appa", false),
+            ("bcast:wpa", false)
+        ],
         "results in input order"
     );
     assert_eq!(store.read(&a, None, None).await.unwrap().events.len(), 2);
@@ -271,7 +301,10 @@ async fn concurrent_publishers_lose_and_duplicate_nothing() {
         .expect("reader caught up")
         .unwrap();
     assert_eq!(seen.len(), 1000);
-    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "cursors strictly increase");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "cursors strictly increase"
+    );
     let ids: HashSet<&str> = seen.iter().map(|(_, id)| id.as_str()).collect();
     assert_eq!(ids.len(), 1000, "no duplicates");
     for task in 0..20 {
@@ -295,7 +328,10 @@ async fn oversized_and_overfull_batches_store_nothing() {
         ])
         .await
         .unwrap_err();
-    assert!(matches!(err, PublishError::TooLarge { index: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, PublishError::TooLarge { index: 1, .. }),
+        "{err:?}"
+    );
     let many = (0..101).map(|_| event(&wp, None, "1")).collect();
     assert!(matches!(
         store.publish(many).await.unwrap_err(),
@@ -324,13 +360,19 @@ async fn members_written_by_other_systems_are_still_read() {
         .zadd("bcast:wpseed", "{\"legacy\":true}", now)
         .await
         .unwrap();
-    let _: () = conn.zadd("bcast:wpseed", "not json", now + 1).await.unwrap();
+    let _: () = conn
+        .zadd("bcast:wpseed", "not json", now + 1)
+        .await
+        .unwrap();
     let ours = publish_n(&store, &wp, 1).await;
     let page = store.read(&wp, None, None).await.unwrap();
     assert_eq!(page.events.len(), 3);
     assert_eq!(page.events[0].data.get(), "{\"legacy\":true}");
     assert_eq!(page.events[1].data.get(), "\"not json\"");
-    assert!(ours[0] > page.events[1].cursor, "our score stays above theirs");
+    assert!(
+        ours[0] > page.events[1].cursor,
+        "our score stays above theirs"
+    );
 }
 
 #[tokio::test]

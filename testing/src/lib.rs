@@ -43,7 +43,8 @@ impl RedisServer {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let dir = std::env::temp_dir().join(format!("bcast-redis-{}-{port}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("bcast-redis-{}-{port}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
             let mut server = Self {
                 child: None,
@@ -62,8 +63,20 @@ impl RedisServer {
         let port = self.port.to_string();
         let dir = self.dir.to_string_lossy().into_owned();
         let mut args = vec![
-            "--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", &dir, "--daemonize", "no", "--loglevel", "warning",
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir,
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
         ];
         args.extend_from_slice(extra);
         let child = Command::new("redis-server")
@@ -100,7 +113,8 @@ impl RedisServer {
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+            && s.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
     }
 
     pub fn port(&self) -> u16 {
@@ -155,7 +169,8 @@ pub fn config(url: &str, vars: &[(&str, &str)]) -> Config {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    env.entry("REDIS_URL".into()).or_insert_with(|| url.to_owned());
+    env.entry("REDIS_URL".into())
+        .or_insert_with(|| url.to_owned());
     Config::from_lookup(|name| env.get(name).cloned())
         .unwrap_or_else(|e| panic!("test configuration: {e}"))
 }
