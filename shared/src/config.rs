@@ -47,6 +47,9 @@ pub struct RedisConfig {
     pub auth_secret_arn: Option<String>,
     pub iam_user: Option<String>,
     pub iam_cache_name: Option<String>,
+    /// PEM file of the CA that signed a `rediss://` server's certificate, when it is not a
+    /// public one (self-hosted Redis, tests).
+    pub tls_ca_file: Option<String>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
 }
@@ -119,6 +122,7 @@ impl Config {
             auth_secret_arn: env.optional("REDIS_AUTH_SECRET_ARN"),
             iam_user: env.optional("REDIS_IAM_USER"),
             iam_cache_name: env.optional("REDIS_IAM_CACHE_NAME"),
+            tls_ca_file: env.optional("REDIS_TLS_CA_FILE"),
             connect_timeout: Duration::from_millis(env.number("REDIS_CONNECT_TIMEOUT_MS", 1000)?),
             response_timeout: Duration::from_millis(env.number("REDIS_RESPONSE_TIMEOUT_MS", 1000)?),
         };

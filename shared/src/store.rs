@@ -27,6 +27,8 @@ pub enum StoreError {
     Redis(#[from] RedisError),
     #[error("unexpected reply from redis: {0}")]
     Reply(&'static str),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A publish that cannot be done as asked.
@@ -74,20 +76,37 @@ impl Connection {
     /// Sets the connection up without I/O; it connects on the first command and reconnects by
     /// itself after a drop.
     pub fn open(config: &RedisConfig) -> Result<Self, StoreError> {
-        if config.url.starts_with("rediss://") {
+        let tls = config.url.starts_with("rediss://");
+        if tls {
             // The first caller wins; a provider already installed is just as good.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        let certs =
+            match (&config.tls_ca_file, tls) {
+                (Some(path), true) => Some(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(path).map_err(|e| {
+                        StoreError::Config(format!("REDIS_TLS_CA_FILE {path}: {e}"))
+                    })?),
+                }),
+                _ => None,
+            };
         if config.cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(vec![config.url.as_str()])
+            let mut builder = redis::cluster::ClusterClientBuilder::new(vec![config.url.as_str()])
                 .connection_timeout(config.connect_timeout)
-                .response_timeout(config.response_timeout)
-                .build()?;
+                .response_timeout(config.response_timeout);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            let client = builder.build()?;
             Ok(Self::Cluster(
                 client.get_pending_async_connection_with_config(Default::default()),
             ))
         } else {
-            let client = redis::Client::open(config.url.as_str())?;
+            let client = match certs {
+                Some(certs) => redis::Client::build_with_tls(config.url.as_str(), certs)?,
+                None => redis::Client::open(config.url.as_str())?,
+            };
             let manager_config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
                 .set_response_timeout(Some(config.response_timeout))

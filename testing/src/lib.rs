@@ -16,6 +16,9 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Arguments beyond the defaults, kept for restarts.
+    extra: Vec<String>,
+    tls: bool,
 }
 
 fn free_port() -> u16 {
@@ -40,6 +43,16 @@ impl RedisServer {
 
     /// Starts a server with extra `redis-server` arguments (`["--maxmemory", "10mb"]`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::launch(extra, false)
+    }
+
+    /// Starts a server that speaks only TLS, with a certificate for 127.0.0.1 signed by a
+    /// throw-away CA ([`RedisServer::ca_file`]). Needs the `openssl` command.
+    pub fn start_tls() -> Self {
+        Self::launch(&[], true)
+    }
+
+    fn launch(extra: &[&str], tls: bool) -> Self {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -50,8 +63,13 @@ impl RedisServer {
                 child: None,
                 port,
                 dir,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                tls,
             };
-            match server.spawn(extra) {
+            if tls {
+                server.make_certificates();
+            }
+            match server.spawn() {
                 Ok(()) => return server,
                 Err(e) => last_error = e,
             }
@@ -59,12 +77,71 @@ impl RedisServer {
         panic!("could not start redis-server: {last_error}")
     }
 
-    fn spawn(&mut self, extra: &[&str]) -> Result<(), String> {
+    fn make_certificates(&self) {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .unwrap_or_else(|e| panic!("openssl is needed for the TLS test: {e}"));
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2";
+        let words = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let mut ca = words(&format!("req -x509 {ec} -keyout ca.key -out ca.crt -subj"));
+        ca.push("/CN=bcast test CA".into());
+        run(&ca.iter().map(String::as_str).collect::<Vec<_>>());
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            self.dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+    }
+
+    /// The PEM file of the CA that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> String {
+        self.dir.join("ca.crt").to_string_lossy().into_owned()
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
         let port = self.port.to_string();
         let dir = self.dir.to_string_lossy().into_owned();
-        let mut args = vec![
-            "--port",
-            &port,
+        let mut args: Vec<&str> = vec![
             "--bind",
             "127.0.0.1",
             "--save",
@@ -78,7 +155,25 @@ impl RedisServer {
             "--loglevel",
             "warning",
         ];
-        args.extend_from_slice(extra);
+        if self.tls {
+            args.extend_from_slice(&[
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                "server.crt",
+                "--tls-key-file",
+                "server.key",
+                "--tls-ca-cert-file",
+                "ca.crt",
+                "--tls-auth-clients",
+                "no",
+            ]);
+        } else {
+            args.extend_from_slice(&["--port", &port]);
+        }
+        args.extend(self.extra.iter().map(String::as_str));
         let child = Command::new("redis-server")
             .args(&args)
             .stdin(Stdio::null())
@@ -110,6 +205,10 @@ impl RedisServer {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls {
+            // Listening is enough; the handshake is the client's test.
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
@@ -122,7 +221,8 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// A plain client, for checking what is in Redis with ordinary commands.
@@ -149,7 +249,7 @@ impl RedisServer {
     /// Starts the server again on the same port after [`RedisServer::kill`].
     pub fn restart(&mut self) {
         self.kill();
-        if let Err(e) = self.spawn(&[]) {
+        if let Err(e) = self.spawn() {
             panic!("could not restart redis-server: {e}");
         }
     }
