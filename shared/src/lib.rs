@@ -2,15 +2,18 @@
 //!
 //! Configuration ([`config`]), key naming ([`keys`]), cursors and client keys, the product's
 //! types ([`domain`]), and the Redis store ([`store`]) whose operations are each one Lua script
-//! ([`scripts`]) and one round trip, on a single node or a Redis Cluster alike.
+//! ([`scripts`]) and one round trip, on a single node or a Redis Cluster alike, and the HTTP
+//! side the functions share ([`http`]: the problem+json error type, request parsing, routing).
 
 pub mod client_key;
 pub mod config;
 pub mod cursor;
 pub mod domain;
+pub mod http;
 pub mod keys;
 pub mod scripts;
 pub mod store;
+pub mod telemetry;
 
 pub use client_key::ClientKey;
 pub use config::Config;

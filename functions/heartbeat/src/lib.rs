@@ -1,0 +1,110 @@
+//! The heartbeat function: `POST /heartbeat` keeps a session alive and online and says what is
+//! pending; `GET /presence/{client}/{account_id}` (backend-facing) lists who is online.
+
+use std::time::Instant;
+
+use bcast_shared::http::{self, ApiError, Route, SMALL_BODY_BYTES};
+use bcast_shared::{Account, ClientNames, Config, Cursor, Store};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+
+const ROUTES: [Route; 2] = [
+    Route {
+        method: Method::POST,
+        pattern: &["heartbeat"],
+        name: "POST /heartbeat",
+    },
+    Route {
+        method: Method::GET,
+        pattern: &["presence", "{}", "{}"],
+        name: "GET /presence",
+    },
+];
+
+/// State built once per cold start.
+pub struct App {
+    store: Store,
+    clients: ClientNames,
+    heartbeat_interval: u64,
+}
+
+impl App {
+    pub fn new(config: &Config, store: Store) -> Self {
+        Self {
+            store,
+            clients: config.clients.clone(),
+            heartbeat_interval: config.sessions.heartbeat_interval_secs,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeartbeatBody {
+    #[serde(default)]
+    cursor: Option<Cursor>,
+}
+
+#[derive(Serialize)]
+struct HeartbeatResponse {
+    client_key: String,
+    expires_in: u64,
+    heartbeat_interval: u64,
+    latest: Option<Cursor>,
+    pending: u64,
+}
+
+/// Serves one request.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let mut account = None;
+    let (name, result) = match http::route(&req, &ROUTES) {
+        Err(e) => ("unrouted", Err(e)),
+        Ok((route, _)) if route.name == "POST /heartbeat" => {
+            (route.name, heartbeat(app, &req, &mut account).await)
+        }
+        Ok((route, params)) => (route.name, presence(app, &req, &params, &mut account).await),
+    };
+    http::finish(name, account.as_deref(), started, result)
+}
+
+async fn heartbeat(
+    app: &App,
+    req: &Request,
+    account: &mut Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    http::query(req)?;
+    let body: Option<HeartbeatBody> = http::json_body(req, SMALL_BODY_BYTES)?;
+    let since = body.and_then(|b| b.cursor);
+    let key = http::client_key(req, &app.clients)?;
+    *account = Some(key.account().to_string());
+    let (grant, pulse) = app.store.heartbeat(&key, since).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &HeartbeatResponse {
+            client_key: grant.client_key.reveal(),
+            expires_in: grant.expires_in,
+            heartbeat_interval: app.heartbeat_interval,
+            latest: pulse.latest,
+            pending: pulse.pending,
+        },
+    ))
+}
+
+async fn presence(
+    app: &App,
+    req: &Request,
+    params: &[String],
+    account: &mut Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    http::query(req)?;
+    let [client, id] = params else {
+        return Err(ApiError::NotFound);
+    };
+    let target =
+        Account::parse(&app.clients, client, id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    *account = Some(target.to_string());
+    let presence = app.store.presence(&target).await?;
+    Ok(http::json(StatusCode::OK, &presence))
+}

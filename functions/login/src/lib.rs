@@ -1,0 +1,141 @@
+//! The login function: `POST /login` turns a login token from the application's backend into a
+//! session and its first client key; `POST /logout` ends a session; `DELETE
+//! /sessions/{client}/{account_id}` (backend-facing) ends every session of an account.
+
+pub mod token;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bcast_shared::config::ConfigError;
+use bcast_shared::http::{self, ApiError, Route};
+use bcast_shared::{Account, ClientNames, Config, Cursor, Store};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+pub use token::{LoginClaims, TokenVerifier};
+
+const ROUTES: [Route; 3] = [
+    Route {
+        method: Method::POST,
+        pattern: &["login"],
+        name: "POST /login",
+    },
+    Route {
+        method: Method::POST,
+        pattern: &["logout"],
+        name: "POST /logout",
+    },
+    Route {
+        method: Method::DELETE,
+        pattern: &["sessions", "{}", "{}"],
+        name: "DELETE /sessions",
+    },
+];
+
+/// State built once per cold start.
+pub struct App {
+    store: Store,
+    clients: ClientNames,
+    tokens: TokenVerifier,
+    heartbeat_interval: u64,
+}
+
+impl App {
+    pub fn new(config: &Config, store: Store) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tokens: TokenVerifier::new(&config.login, config.clients.clone())?,
+            store,
+            clients: config.clients.clone(),
+            heartbeat_interval: config.sessions.heartbeat_interval_secs,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct LoginResponse<'a> {
+    client_key: String,
+    expires_in: u64,
+    heartbeat_interval: u64,
+    cursor: Option<Cursor>,
+    client: &'a str,
+    account_id: &'a str,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Serves one request.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let (name, result, account) = match http::route(&req, &ROUTES) {
+        Err(e) => ("unrouted", Err(e), None),
+        Ok((route, params)) => {
+            let mut account = None;
+            let result = match route.name {
+                "POST /login" => login(app, &req, &mut account).await,
+                "POST /logout" => logout(app, &req, &mut account).await,
+                _ => revoke_all(app, &req, &params, &mut account).await,
+            };
+            (route.name, result, account)
+        }
+    };
+    http::finish(name, account.as_deref(), started, result)
+}
+
+async fn login(
+    app: &App,
+    req: &Request,
+    account: &mut Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    http::query(req)?;
+    let token = http::bearer(req)?;
+    let claims = app.tokens.verify(token, now_secs())?;
+    *account = Some(claims.account.to_string());
+    let jti = claims.jti.as_ref().map(|(j, exp)| (j.as_str(), *exp));
+    let login = app.store.login(claims.account.clone(), jti).await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &LoginResponse {
+            client_key: login.grant.client_key.reveal(),
+            expires_in: login.grant.expires_in,
+            heartbeat_interval: app.heartbeat_interval,
+            cursor: login.cursor,
+            client: claims.account.client().as_str(),
+            account_id: claims.account.id().as_str(),
+        },
+    ))
+}
+
+async fn logout(
+    app: &App,
+    req: &Request,
+    account: &mut Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    http::query(req)?;
+    let key = http::client_key(req, &app.clients)?;
+    *account = Some(key.account().to_string());
+    app.store.logout(&key).await?;
+    Ok(http::no_content())
+}
+
+async fn revoke_all(
+    app: &App,
+    req: &Request,
+    params: &[String],
+    account: &mut Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    http::query(req)?;
+    let [client, id] = params else {
+        return Err(ApiError::NotFound);
+    };
+    let target =
+        Account::parse(&app.clients, client, id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    *account = Some(target.to_string());
+    app.store.revoke_all(&target).await?;
+    Ok(http::no_content())
+}

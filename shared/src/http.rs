@@ -1,0 +1,613 @@
+//! The HTTP side every function shares: the error type (problem+json), reading requests
+//! defensively, writing JSON responses, routing by path, and the per-request log line.
+
+use std::time::Instant;
+
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+use lambda_http::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use lambda_http::http::{HeaderMap, Method, StatusCode};
+use lambda_http::request::RequestOrigin;
+use lambda_http::{Body, Request, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::store::{PublishError, SessionError, StoreError};
+use crate::{ClientKey, ClientNames};
+
+/// Seconds a client should wait before retrying when Redis is unavailable.
+const UNAVAILABLE_RETRY_SECS: u64 = 1;
+
+/// Deepest JSON nesting a request body may have.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// A body limit for routes that take at most a cursor.
+pub const SMALL_BODY_BYTES: usize = 16 * 1024;
+
+/// Every way a request can fail, each with its status and stable `code`.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("unknown or expired client key")]
+    ClientKeyInvalid,
+    #[error("a rotated-out client key was used again; the session is revoked, log in again")]
+    ClientKeyReused,
+    #[error("the session passed its maximum age; log in again")]
+    SessionExpired,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("the body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("the store is unavailable; retry shortly")]
+    Unavailable,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_)
+            | Self::ClientKeyInvalid
+            | Self::ClientKeyReused
+            | Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// The stable snake_case code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::ClientKeyInvalid => "client_key_invalid",
+            Self::ClientKeyReused => "client_key_reused",
+            Self::SessionExpired => "session_expired",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+        }
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::InvalidRequest(detail.into())
+    }
+
+    /// The problem+json response (RFC 9457) with the headers the status calls for.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let body = serde_json::json!({
+            "type": format!("https://bcast.dev/problems/{}", self.code().replace('_', "-")),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "code": self.code(),
+        });
+        let mut response = respond(status, "application/problem+json", body.to_string());
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_)
+            | Self::ClientKeyInvalid
+            | Self::ClientKeyReused
+            | Self::SessionExpired => {
+                headers.insert(
+                    lambda_http::http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            Self::RateLimited { retry_after } => {
+                headers.insert(
+                    lambda_http::http::header::RETRY_AFTER,
+                    (*retry_after).into(),
+                );
+            }
+            Self::Unavailable => {
+                headers.insert(
+                    lambda_http::http::header::RETRY_AFTER,
+                    UNAVAILABLE_RETRY_SECS.into(),
+                );
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(
+                    lambda_http::http::header::ALLOW,
+                    HeaderValue::from_static(allow),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "redis failed");
+        Self::Unavailable
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::ClientKeyInvalid => Self::ClientKeyInvalid,
+            SessionError::ClientKeyReused => Self::ClientKeyReused,
+            SessionError::SessionExpired => Self::SessionExpired,
+            SessionError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            SessionError::TokenReused => {
+                Self::Unauthorized("this login token was already used".into())
+            }
+            SessionError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Empty | PublishError::TooMany => Self::InvalidRequest(e.to_string()),
+            PublishError::TooLarge { .. } => Self::PayloadTooLarge(e.to_string()),
+            PublishError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    match serde_json::to_string(body) {
+        Ok(text) => respond(status, "application/json", text),
+        Err(e) => {
+            tracing::error!(error = %e, "response did not serialize");
+            ApiError::Unavailable.into_response()
+        }
+    }
+}
+
+/// An empty response (204).
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer(req: &Request) -> Result<&str, ApiError> {
+    let mut values = req
+        .headers()
+        .get_all(lambda_http::http::header::AUTHORIZATION)
+        .iter();
+    let value = values
+        .next()
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer header".into()))?;
+    if values.next().is_some() {
+        return Err(ApiError::Unauthorized(
+            "more than one Authorization header".into(),
+        ));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("expected Authorization: Bearer <token>".into()))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(ApiError::Unauthorized(
+            "expected Authorization: Bearer <token>".into(),
+        ));
+    }
+    Ok(token)
+}
+
+/// The client key of `Authorization: Bearer`, for every client-facing route after login.
+pub fn client_key(req: &Request, clients: &ClientNames) -> Result<ClientKey, ApiError> {
+    ClientKey::parse(bearer(req)?, clients).map_err(|_| ApiError::ClientKeyInvalid)
+}
+
+/// Query parameter names that would carry a credential; secrets travel only in headers.
+const SECRET_PARAMETERS: [&str; 6] = [
+    "client_key",
+    "clientkey",
+    "key",
+    "token",
+    "access_token",
+    "authorization",
+];
+
+/// The query parameters as (name, value) pairs, decoded. A credential in the query string is
+/// refused, as is a parameter given twice.
+pub fn query(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let Some(raw) = req.uri().query() else {
+        return Ok(pairs);
+    };
+    for part in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        let name = percent_decode(name)?;
+        let value = percent_decode(value)?;
+        if SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ApiError::invalid(
+                "credentials are not accepted in the query string; use the Authorization header",
+            ));
+        }
+        if pairs.iter().any(|(n, _)| *n == name) {
+            return Err(ApiError::invalid(format!(
+                "query parameter {name:?} given twice"
+            )));
+        }
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+fn percent_decode(text: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::invalid("malformed query string");
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+/// Whether the JSON text nests deeper than `max` (strings are skipped).
+fn too_deep(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The JSON body, or `None` when there is none. Enforces the size limit (413), a JSON content
+/// type (415) and the nesting cap, and turns parse errors into a 400 that says what is wrong.
+pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<Option<T>, ApiError> {
+    let bytes = body_bytes(req);
+    if bytes.len() > limit {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the body is {} bytes, over the limit of {limit}",
+            bytes.len()
+        )));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let json_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|t| {
+            t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
+        });
+    if !json_type {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if too_deep(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::invalid(format!(
+            "JSON nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
+}
+
+/// The path's segments after any API Gateway stage prefix, matched from the end against the
+/// routes a function serves.
+pub fn segments(req: &Request) -> Vec<&str> {
+    req.uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A route a function serves: method, path pattern (`{}` for a parameter), and its name in logs.
+pub struct Route {
+    pub method: Method,
+    pub pattern: &'static [&'static str],
+    pub name: &'static str,
+}
+
+/// The route that matches `req`, with its path parameters (percent-decoded). A known path
+/// with another method is 405; anything else 404.
+pub fn route<'r>(req: &Request, routes: &'r [Route]) -> Result<(&'r Route, Vec<String>), ApiError> {
+    let segments = segments(req);
+    let mut path_known = None;
+    for route in routes {
+        let n = route.pattern.len();
+        if segments.len() < n {
+            continue;
+        }
+        let tail = &segments[segments.len() - n..];
+        let matches = route
+            .pattern
+            .iter()
+            .zip(tail)
+            .all(|(p, s)| *p == "{}" || p == s);
+        if !matches {
+            continue;
+        }
+        if route.method != *req.method() {
+            path_known = Some(route);
+            continue;
+        }
+        let params = route
+            .pattern
+            .iter()
+            .zip(tail)
+            .filter(|(p, _)| **p == "{}")
+            .map(|(_, s)| percent_decode(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((route, params));
+    }
+    match path_known {
+        Some(route) => Err(ApiError::MethodNotAllowed {
+            allow: route.method.as_str_static(),
+        }),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+trait MethodName {
+    fn as_str_static(&self) -> &'static str;
+}
+
+impl MethodName for Method {
+    fn as_str_static(&self) -> &'static str {
+        match *self {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::DELETE => "DELETE",
+            Method::PUT => "PUT",
+            _ => "GET, POST, DELETE",
+        }
+    }
+}
+
+/// Turns a handler's result into the response and writes the one log line of the request:
+/// route, status, duration and account. Never a key or a token.
+pub fn finish(
+    route: &str,
+    account: Option<&str>,
+    started: Instant,
+    result: Result<Response<Body>, ApiError>,
+) -> Response<Body> {
+    let (response, code) = match result {
+        Ok(r) => (r, None),
+        Err(e) => {
+            let code = e.code();
+            (e.into_response(), Some(code))
+        }
+    };
+    tracing::info!(
+        route,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        account,
+        error = code,
+        "request"
+    );
+    response
+}
+
+/// An event file or payload that is not an API Gateway request.
+#[derive(Debug, Error)]
+#[error("not an API Gateway request event: {0}")]
+pub struct InvalidEvent(String);
+
+impl InvalidEvent {
+    pub fn new(why: impl Into<String>) -> Self {
+        Self(why.into())
+    }
+}
+
+/// Runs `handler` on an API Gateway event (HTTP API v2 or REST v1, as JSON) and returns the
+/// response in the same format: the path a Lambda takes, for runners other than
+/// `lambda_http::run`.
+pub async fn invoke<F, Fut>(event: &str, handler: F) -> Result<serde_json::Value, InvalidEvent>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let req = lambda_http::request::from_str(event).map_err(|e| InvalidEvent(e.to_string()))?;
+    let origin = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(_)) => RequestOrigin::ApiGatewayV1,
+        _ => RequestOrigin::ApiGatewayV2,
+    };
+    Ok(gateway_response(&origin, handler(req).await))
+}
+
+/// The API Gateway response for `origin` (REST v1 or HTTP API v2) as JSON: what `sam local
+/// invoke` prints and what a function returns when it is not run by `lambda_http::run`.
+pub fn gateway_response(origin: &RequestOrigin, response: Response<Body>) -> serde_json::Value {
+    let (parts, body) = response.into_parts();
+    let (is_base64_encoded, body) = match body {
+        Body::Empty => (false, None),
+        Body::Text(t) => (false, Some(Body::Text(t))),
+        Body::Binary(b) => (true, Some(Body::Binary(b))),
+        _ => (false, None),
+    };
+    let status_code = i64::from(parts.status.as_u16());
+    let value = match origin {
+        RequestOrigin::ApiGatewayV1 => {
+            let mut r = ApiGatewayProxyResponse::default();
+            r.status_code = status_code;
+            r.multi_value_headers = parts.headers;
+            r.headers = HeaderMap::new();
+            r.body = body;
+            r.is_base64_encoded = is_base64_encoded;
+            serde_json::to_value(r)
+        }
+        _ => {
+            let mut r = ApiGatewayV2httpResponse::default();
+            r.status_code = status_code;
+            r.headers = parts.headers;
+            r.body = body;
+            r.is_base64_encoded = is_base64_encoded;
+            serde_json::to_value(r)
+        }
+    };
+    value.unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, uri: &str) -> Request {
+        lambda_http::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::Empty)
+            .unwrap()
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert!(!too_deep(b"[[[]]]", 3));
+        assert!(too_deep(b"[[[[]]]]", 3));
+        assert!(!too_deep(br#"{"a":"[[[[[[[["}"#, 3));
+        assert!(!too_deep(br#"{"a":"\"[[[[[[[["}"#, 3));
+    }
+
+    #[test]
+    fn credentials_in_the_query_are_refused() {
+        assert!(query(&request("GET", "/broadcasts?since=abc&limit=3")).is_ok());
+        assert!(query(&request("GET", "/broadcasts?client_key=x")).is_err());
+        assert!(query(&request("GET", "/broadcasts?Token=x")).is_err());
+        assert!(query(&request("GET", "/broadcasts?since=a&since=b")).is_err());
+        assert!(query(&request("GET", "/broadcasts?since=%zz")).is_err());
+        assert_eq!(
+            query(&request("GET", "/b?since=a%2Bb+c")).unwrap(),
+            [("since".to_string(), "a+b c".to_string())]
+        );
+    }
+
+    #[test]
+    fn routes_match_from_the_end_of_the_path() {
+        let routes = [
+            Route {
+                method: Method::GET,
+                pattern: &["presence", "{}", "{}"],
+                name: "presence",
+            },
+            Route {
+                method: Method::POST,
+                pattern: &["heartbeat"],
+                name: "heartbeat",
+            },
+        ];
+        let (r, params) = route(&request("GET", "/prod/presence/wp/12"), &routes).unwrap();
+        assert_eq!(
+            (r.name, params),
+            ("presence", vec!["wp".to_string(), "12".to_string()])
+        );
+        assert_eq!(
+            route(&request("GET", "/heartbeat"), &routes).err(),
+            Some(ApiError::MethodNotAllowed { allow: "POST" })
+        );
+        assert_eq!(
+            route(&request("GET", "/login"), &routes).err(),
+            Some(ApiError::NotFound)
+        );
+    }
+
+    #[test]
+    fn errors_carry_their_headers() {
+        let r = ApiError::RateLimited { retry_after: 7 }.into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "7");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let r = ApiError::ClientKeyReused.into_response();
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer error=\"invalid_token\""
+        );
+        assert_eq!(
+            ApiError::Unavailable.into_response().headers()["retry-after"],
+            "1"
+        );
+    }
+}
