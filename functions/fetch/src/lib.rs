@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use bcast_shared::domain::Page;
-use bcast_shared::http::{self, ApiError, Route};
+use bcast_shared::http::{self, ApiError, InvalidEvent, Route};
 use bcast_shared::{ClientNames, Config, Cursor, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -93,4 +93,9 @@ async fn fetch(
             expires_in: grant.expires_in,
         },
     ))
+}
+
+/// Runs the function on one API Gateway event (JSON) and returns its JSON response.
+pub async fn invoke(app: &App, payload: &str) -> Result<serde_json::Value, InvalidEvent> {
+    http::invoke(payload, |req| handle(app, req)).await
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use bcast_shared::http::{self, ApiError, Route, SMALL_BODY_BYTES};
+use bcast_shared::http::{self, ApiError, InvalidEvent, Route, SMALL_BODY_BYTES};
 use bcast_shared::{Account, ClientNames, Config, Cursor, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -107,4 +107,9 @@ async fn presence(
     *account = Some(target.to_string());
     let presence = app.store.presence(&target).await?;
     Ok(http::json(StatusCode::OK, &presence))
+}
+
+/// Runs the function on one API Gateway event (JSON) and returns its JSON response.
+pub async fn invoke(app: &App, payload: &str) -> Result<serde_json::Value, InvalidEvent> {
+    http::invoke(payload, |req| handle(app, req)).await
 }

@@ -7,13 +7,13 @@ pub mod token;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bcast_shared::config::ConfigError;
-use bcast_shared::http::{self, ApiError, Route};
+use bcast_shared::http::{self, ApiError, InvalidEvent, Route};
 use bcast_shared::{Account, ClientNames, Config, Cursor, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-pub use token::{LoginClaims, TokenVerifier};
+pub use token::{mint, LoginClaims, TokenVerifier};
 
 const ROUTES: [Route; 3] = [
     Route {
@@ -138,4 +138,9 @@ async fn revoke_all(
     *account = Some(target.to_string());
     app.store.revoke_all(&target).await?;
     Ok(http::no_content())
+}
+
+/// Runs the function on one API Gateway event (JSON) and returns its JSON response.
+pub async fn invoke(app: &App, payload: &str) -> Result<serde_json::Value, InvalidEvent> {
+    http::invoke(payload, |req| handle(app, req)).await
 }

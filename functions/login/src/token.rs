@@ -1,7 +1,7 @@
 //! Login tokens: JWTs minted by the application's own backend after it authenticated a user.
 
-use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
 
 use bcast_shared::config::{ConfigError, LoginTokenConfig};
 use bcast_shared::http::ApiError;
@@ -13,13 +13,35 @@ const LEEWAY_SECS: u64 = 5;
 /// The longest `jti` remembered.
 const MAX_JTI_LEN: usize = 256;
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct Claims {
     sub: String,
     client: String,
     exp: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+}
+
+/// Mints an HS256 login token the way an application's backend would: for local runs, tests
+/// and examples.
+pub fn mint(
+    secret: &str,
+    client: &str,
+    account_id: &str,
+    exp: u64,
+    jti: Option<&str>,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let claims = Claims {
+        sub: account_id.to_owned(),
+        client: client.to_owned(),
+        exp,
+        jti: jti.map(str::to_owned),
+    };
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes())?,
+    )
 }
 
 /// What a valid login token says.

@@ -112,11 +112,12 @@ impl PublishBody {
 }
 
 /// Checks a whole publish body before anything is written. Events without an id get
-/// `default_id(index)` when one is given (SQS message ids make redeliveries idempotent).
+/// `default_id` (an SQS message id, so a redelivery is idempotent), followed by `:<index>` in a
+/// batch.
 pub fn parse_events(
     app: &App,
     body: PublishBodyText<'_>,
-    default_id: Option<&dyn Fn(usize) -> String>,
+    default_id: Option<&str>,
 ) -> Result<Vec<NewEvent>, ApiError> {
     let parsed: PublishBody = match body {
         PublishBodyText::Request(req) => http::json_body(req, app.body_limit())?
@@ -155,16 +156,14 @@ pub fn parse_events(
             };
             let account = Account::parse(&app.clients, &e.client, &e.account_id)
                 .map_err(|err| ApiError::invalid(at(err.to_string())))?;
-            let id = match e.id {
-                Some(id) => Some(
-                    EventId::parse(&id).map_err(|err| ApiError::invalid(at(err.to_string())))?,
-                ),
-                None => default_id
-                    .map(|f| {
-                        EventId::parse(&f(i)).map_err(|err| ApiError::invalid(at(err.to_string())))
-                    })
-                    .transpose()?,
+            let id = match (e.id, default_id) {
+                (Some(id), _) => Some(id),
+                (None, Some(base)) if batch => Some(format!("{base}:{i}")),
+                (None, base) => base.map(str::to_owned),
             };
+            let id = id
+                .map(|id| EventId::parse(&id).map_err(|err| ApiError::invalid(at(err.to_string()))))
+                .transpose()?;
             let bytes = e.data.get().len();
             if bytes > app.max_event_bytes {
                 return Err(ApiError::PayloadTooLarge(at(format!(
@@ -240,8 +239,7 @@ async fn publish_message(app: &App, message: &SqsMessage) -> bool {
             return Err(ApiError::invalid("SQS message without a messageId"));
         }
         let body = message.body.as_deref().unwrap_or("");
-        let default_id = |i: usize| format!("{message_id}:{i}");
-        let events = parse_events(app, PublishBodyText::Text(body), Some(&default_id))?;
+        let events = parse_events(app, PublishBodyText::Text(body), Some(message_id))?;
         let account = events.first().map(|e| e.account.to_string());
         app.store.publish(events).await?;
         Ok(account)
