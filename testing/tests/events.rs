@@ -18,32 +18,71 @@ enum Outcome {
 use Outcome::{Http, Sqs};
 
 const EXPECTED: &[(&str, Outcome)] = &[
-    ("fetch/broadcasts-bad-cursor.v2.json", Http(400, Some("invalid_request"))),
-    ("fetch/broadcasts-key-in-query.v2.json", Http(400, Some("invalid_request"))),
-    ("fetch/broadcasts-no-key.v2.json", Http(401, Some("unauthorized"))),
+    (
+        "fetch/broadcasts-bad-cursor.v2.json",
+        Http(400, Some("invalid_request")),
+    ),
+    (
+        "fetch/broadcasts-key-in-query.v2.json",
+        Http(400, Some("invalid_request")),
+    ),
+    (
+        "fetch/broadcasts-no-key.v2.json",
+        Http(401, Some("unauthorized")),
+    ),
     ("fetch/broadcasts.v1.json", Http(200, None)),
     ("fetch/broadcasts.v2.json", Http(200, None)),
-    ("heartbeat/heartbeat-bad-body.v2.json", Http(400, Some("invalid_request"))),
+    (
+        "heartbeat/heartbeat-bad-body.v2.json",
+        Http(400, Some("invalid_request")),
+    ),
     ("heartbeat/heartbeat.v1.json", Http(200, None)),
     ("heartbeat/heartbeat.v2.json", Http(200, None)),
-    ("heartbeat/presence-bad-client.v2.json", Http(400, Some("invalid_request"))),
+    (
+        "heartbeat/presence-bad-client.v2.json",
+        Http(400, Some("invalid_request")),
+    ),
     ("heartbeat/presence.v2.json", Http(200, None)),
-    ("login/login-bad-token.v2.json", Http(401, Some("unauthorized"))),
-    ("login/login-no-token.v2.json", Http(401, Some("unauthorized"))),
+    (
+        "login/login-bad-token.v2.json",
+        Http(401, Some("unauthorized")),
+    ),
+    (
+        "login/login-no-token.v2.json",
+        Http(401, Some("unauthorized")),
+    ),
     ("login/login.v1.json", Http(201, None)),
     ("login/login.v2.json", Http(201, None)),
-    ("login/logout-bad-key.v2.json", Http(401, Some("client_key_invalid"))),
+    (
+        "login/logout-bad-key.v2.json",
+        Http(401, Some("client_key_invalid")),
+    ),
     ("login/logout.v2.json", Http(204, None)),
-    ("login/revoke-sessions-bad-account.v2.json", Http(400, Some("invalid_request"))),
+    (
+        "login/revoke-sessions-bad-account.v2.json",
+        Http(400, Some("invalid_request")),
+    ),
     ("login/revoke-sessions.v2.json", Http(204, None)),
     ("login/unknown-route.v2.json", Http(404, Some("not_found"))),
-    ("publish/publish-bad-client.v2.json", Http(400, Some("invalid_request"))),
+    (
+        "publish/publish-bad-client.v2.json",
+        Http(400, Some("invalid_request")),
+    ),
     ("publish/publish-batch.v2.json", Http(200, None)),
-    ("publish/publish-missing-data.v2.json", Http(400, Some("invalid_request"))),
-    ("publish/publish-not-json.v2.json", Http(415, Some("unsupported_media_type"))),
+    (
+        "publish/publish-missing-data.v2.json",
+        Http(400, Some("invalid_request")),
+    ),
+    (
+        "publish/publish-not-json.v2.json",
+        Http(415, Some("unsupported_media_type")),
+    ),
     ("publish/publish.v1.json", Http(200, None)),
     ("publish/publish.v2.json", Http(200, None)),
-    ("publish/sqs-batch.json", Sqs(&["2e1424d4-f796-459a-8184-9c92662be6da"])),
+    (
+        "publish/sqs-batch.json",
+        Sqs(&["2e1424d4-f796-459a-8184-9c92662be6da"]),
+    ),
 ];
 
 fn events_dir() -> PathBuf {

@@ -78,7 +78,8 @@ struct PublishBody {
 }
 
 impl PublishBody {
-    fn into_events(self) -> Result<Vec<EventBody>, ApiError> {
+    /// The events, and whether they came as a batch under `events`.
+    fn into_events(self) -> Result<(Vec<EventBody>, bool), ApiError> {
         match self {
             PublishBody {
                 events: Some(events),
@@ -86,7 +87,7 @@ impl PublishBody {
                 account_id: None,
                 data: None,
                 id: None,
-            } => Ok(events),
+            } => Ok((events, true)),
             PublishBody {
                 events: Some(_), ..
             } => Err(ApiError::invalid(
@@ -98,12 +99,15 @@ impl PublishBody {
                 data: Some(data),
                 id,
                 ..
-            } => Ok(vec![EventBody {
-                client,
-                account_id,
-                data,
-                id,
-            }]),
+            } => Ok((
+                vec![EventBody {
+                    client,
+                    account_id,
+                    data,
+                    id,
+                }],
+                false,
+            )),
             _ => Err(ApiError::invalid(
                 "an event needs \"client\", \"account_id\" and \"data\"",
             )),
@@ -132,7 +136,7 @@ pub fn parse_events(
                 .map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))?
         }
     };
-    let events = parsed.into_events()?;
+    let (events, batch) = parsed.into_events()?;
     if events.is_empty() {
         return Err(ApiError::invalid("\"events\" is empty"));
     }
@@ -142,7 +146,6 @@ pub fn parse_events(
             events.len()
         )));
     }
-    let batch = events.len() > 1;
     events
         .into_iter()
         .enumerate()

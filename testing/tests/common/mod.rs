@@ -23,7 +23,10 @@ pub struct Service {
 }
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -71,14 +74,26 @@ impl Service {
 
     /// A fresh single-use login token for (client, account).
     pub fn token(&self, client: &str, account: &str) -> String {
-        bcast_login::mint(&self.secret, client, account, now_secs() + 60, Some(&random_hex(8)))
-            .unwrap()
+        bcast_login::mint(
+            &self.secret,
+            client,
+            account,
+            now_secs() + 60,
+            Some(&random_hex(8)),
+        )
+        .unwrap()
     }
 
     /// A client key of a new session, made through the store.
     pub async fn client_key(&self, client: &str, account: &str) -> String {
         let account = bcast_shared::Account::parse(&self.config.clients, client, account).unwrap();
-        self.store.login(account, None).await.unwrap().grant.client_key.reveal()
+        self.store
+            .login(account, None)
+            .await
+            .unwrap()
+            .grant
+            .client_key
+            .reveal()
     }
 }
 
@@ -165,12 +180,20 @@ impl From<&Value> for Reply {
         let mut headers = HashMap::new();
         if let Some(h) = v["headers"].as_object() {
             for (k, val) in h {
-                headers.insert(k.to_ascii_lowercase(), val.as_str().unwrap_or("").to_owned());
+                headers.insert(
+                    k.to_ascii_lowercase(),
+                    val.as_str().unwrap_or("").to_owned(),
+                );
             }
         }
         if let Some(h) = v["multiValueHeaders"].as_object() {
             for (k, vals) in h {
-                let joined: Vec<&str> = vals.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let joined: Vec<&str> = vals
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
                 headers.insert(k.to_ascii_lowercase(), joined.join(", "));
             }
         }
@@ -178,22 +201,39 @@ impl From<&Value> for Reply {
             Some(text) if !text.is_empty() => serde_json::from_str(text).expect("JSON body"),
             _ => Value::Null,
         };
-        Self { status, headers, body }
+        Self {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
 impl Reply {
     /// Checks what every response must carry, and for errors the problem+json shape.
     pub fn check_envelope(&self) {
-        assert_eq!(self.headers.get("cache-control").map(String::as_str), Some("no-store"), "{self:?}");
+        assert_eq!(
+            self.headers.get("cache-control").map(String::as_str),
+            Some("no-store"),
+            "{self:?}"
+        );
         if self.status >= 400 {
-            assert_eq!(self.headers["content-type"], "application/problem+json", "{self:?}");
+            assert_eq!(
+                self.headers["content-type"], "application/problem+json",
+                "{self:?}"
+            );
             for field in ["type", "title", "status", "detail", "code"] {
-                assert!(!self.body[field].is_null(), "problem without {field}: {self:?}");
+                assert!(
+                    !self.body[field].is_null(),
+                    "problem without {field}: {self:?}"
+                );
             }
             assert_eq!(self.body["status"], self.status);
             if self.status == 401 {
-                assert_eq!(self.headers["www-authenticate"], "Bearer error=\"invalid_token\"");
+                assert_eq!(
+                    self.headers["www-authenticate"],
+                    "Bearer error=\"invalid_token\""
+                );
             }
             if self.status == 429 || self.status == 503 {
                 assert!(self.headers.contains_key("retry-after"), "{self:?}");
