@@ -490,12 +490,76 @@ where
 {
     use lambda_http::request::RequestContext;
     use lambda_http::RequestExt;
-    let req = lambda_http::request::from_str(event).map_err(|e| InvalidEvent(e.to_string()))?;
+    let event = normalize_event(event)?;
+    let req = lambda_http::request::from_str(&event).map_err(|e| InvalidEvent(e.to_string()))?;
     let origin = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(_)) => RequestOrigin::ApiGatewayV1,
         _ => RequestOrigin::ApiGatewayV2,
     };
     Ok(gateway_response(&origin, handler(req).await))
+}
+
+/// Whether a byte may stand in a URI path or query as it is.
+fn uri_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&b)
+}
+
+/// `text` with every byte a URI may not hold percent-encoded (a `%` that starts no escape
+/// included).
+fn escape_uri(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape_start = b == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        if uri_safe(b) || escape_start {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Makes an API Gateway event safe for `lambda_http`, which panics (and with `panic = "abort"`
+/// kills the function) on a query string or path with bytes a URI cannot hold, or on a `Host`
+/// or `X-Forwarded-Proto` header that does not form a URL. A client can send such bytes; the
+/// gateway passes them on.
+fn normalize_event(event: &str) -> Result<String, InvalidEvent> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(event).map_err(|e| InvalidEvent(e.to_string()))?;
+    let Some(fields) = v.as_object_mut() else {
+        return Err(InvalidEvent("not a JSON object".into()));
+    };
+    for name in ["rawQueryString", "rawPath", "path"] {
+        if let Some(serde_json::Value::String(text)) = fields.get_mut(name) {
+            if !text.bytes().all(uri_safe) {
+                *text = escape_uri(text);
+            }
+        }
+    }
+    let host_ok = |h: &str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    };
+    for headers in ["headers", "multiValueHeaders"] {
+        if let Some(serde_json::Value::Object(map)) = fields.get_mut(headers) {
+            map.retain(|name, value| {
+                let first = match value {
+                    serde_json::Value::Array(values) => values.first().and_then(|v| v.as_str()),
+                    other => other.as_str(),
+                };
+                match name.to_ascii_lowercase().as_str() {
+                    "host" => first.is_some_and(host_ok),
+                    "x-forwarded-proto" => matches!(first, Some("http" | "https")),
+                    _ => true,
+                }
+            });
+        }
+    }
+    Ok(v.to_string())
 }
 
 /// The API Gateway response for `origin` (REST v1 or HTTP API v2) as JSON: what `sam local
@@ -541,6 +605,27 @@ mod tests {
             .uri(uri)
             .body(Body::Empty)
             .unwrap()
+    }
+
+    #[test]
+    fn events_lambda_http_would_panic_on_are_made_safe() {
+        let event = |query: &str, host: &str| {
+            serde_json::json!({
+                "version": "2.0", "routeKey": "$default", "rawPath": "/b r", "rawQueryString": query,
+                "headers": {"host": host, "x-forwarded-proto": "ht tp"},
+                "requestContext": {"http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1",
+                    "sourceIp": "1.2.3.4", "userAgent": "x"}, "accountId": "1", "apiId": "a",
+                    "domainName": "example.com", "domainPrefix": "e", "requestId": "r",
+                    "routeKey": "$default", "stage": "$default", "time": "", "timeEpoch": 0},
+                "isBase64Encoded": false
+            })
+            .to_string()
+        };
+        let safe = normalize_event(&event("since=\"é{|}%zz", "bad host")).unwrap();
+        let req = lambda_http::request::from_str(&safe).unwrap();
+        assert_eq!(req.uri().query(), Some("since=%22%C3%A9%7B%7C%7D%25zz"));
+        assert_eq!(req.uri().host(), Some("example.com"));
+        assert_eq!(req.uri().path(), "/b%20r");
     }
 
     #[test]

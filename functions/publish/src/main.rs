@@ -1,4 +1,5 @@
-//! Lambda entry point of the publish function (API Gateway and SQS; see the library).
+//! Lambda entry point of the publish function: tracing, configuration and the Redis connection once
+//! per cold start, then every event through the library's `invoke`.
 
 use bcast_publish::{invoke, App};
 use bcast_shared::{telemetry, Config, Store};
@@ -10,6 +11,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
     let app = App::new(&config, Store::open(&config)?);
+    // The raw payload rather than `lambda_http::run`: `invoke` makes API Gateway events safe
+    // for lambda_http first (see `bcast_shared::http::invoke`) and also takes SQS batches.
     run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
         let app = &app;
         async move { Ok::<_, Error>(invoke(app, event.payload.get()).await?) }

@@ -55,16 +55,26 @@ impl Service {
         }
     }
 
-    /// Runs `function` on one event, as its Lambda would.
-    pub async fn invoke(&self, function: &str, event: &str) -> Value {
-        let result = match function {
+    /// Runs `function` on one payload, as its Lambda would.
+    pub async fn invoke_raw(
+        &self,
+        function: &str,
+        event: &str,
+    ) -> Result<Value, bcast_shared::http::InvalidEvent> {
+        match function {
             "login" => bcast_login::invoke(&self.login, event).await,
             "publish" => bcast_publish::invoke(&self.publish, event).await,
             "fetch" => bcast_fetch::invoke(&self.fetch, event).await,
             "heartbeat" => bcast_heartbeat::invoke(&self.heartbeat, event).await,
             other => panic!("no function {other}"),
-        };
-        result.unwrap_or_else(|e| panic!("{function}: {e}"))
+        }
+    }
+
+    /// Runs `function` on one event that must be valid.
+    pub async fn invoke(&self, function: &str, event: &str) -> Value {
+        self.invoke_raw(function, event)
+            .await
+            .unwrap_or_else(|e| panic!("{function}: {e}"))
     }
 
     /// Calls `function` with a request and reads the gateway response.
