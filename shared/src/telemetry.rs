@@ -1,7 +1,18 @@
 //! Structured JSON logs, one line per event, set up once at cold start.
 
-/// Installs the JSON log subscriber. The level comes from `RUST_LOG` (default `info`).
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Installs the JSON log subscriber writing to stdout. The level comes from `RUST_LOG`
+/// (default `info`).
 pub fn init() {
+    init_with_writer(std::io::stdout);
+}
+
+/// The same subscriber writing elsewhere (tests read the log lines back).
+pub fn init_with_writer<W>(writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -11,5 +22,6 @@ pub fn init() {
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false)
+        .with_writer(writer)
         .try_init();
 }
