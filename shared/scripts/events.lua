@@ -8,8 +8,9 @@ local function newest(events, edge)
 end
 
 -- Appends to `out`: created, last and dropped from meta (-1 when unknown), 1 when the events
--- key exists, the newest expired-but-not-yet-removed event's µs (-1), then member and µs of
--- each retained event newer than `since` (-1: from the start), at most `limit` + 1 of them.
+-- key exists, the newest expired-but-not-yet-removed event's µs (-1), 1 when an event at or
+-- before `since` is still retained, then member and µs of each retained event newer than
+-- `since` (-1: from the start), at most `limit` + 1 of them.
 local function page(out, now, events, meta, ttl, since, limit)
   local edge = horizon(now, ttl)
   local m = redis.call('HMGET', meta, 'created', 'last', 'dropped')
@@ -20,7 +21,12 @@ local function page(out, now, events, meta, ttl, since, limit)
   local old = redis.call('ZREVRANGEBYSCORE', events, score(edge), '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if old[2] then out[#out + 1] = micros(old[2]) else out[#out + 1] = -1 end
   local from = edge
-  if since > from then from = since end
+  if since > from then
+    from = since
+    out[#out + 1] = #redis.call('ZRANGEBYSCORE', events, '(' .. score(edge), score(since), 'LIMIT', 0, 1)
+  else
+    out[#out + 1] = 0
+  end
   local rows = redis.call('ZRANGEBYSCORE', events, '(' .. score(from), '+inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
   for i = 1, #rows, 2 do
     out[#out + 1] = rows[i]

@@ -10,21 +10,18 @@ local now_s = math.floor(now / 1000000)
 
 local jti = ARGV[7]
 if jti ~= '' then
-  redis.call('ZREMRANGEBYSCORE', used, '-inf', now_s)
+  -- A token id is remembered well past its exp: tokens are accepted a few seconds after exp,
+  -- and the functions' clocks are not Redis's.
+  local keep_until = tonumber(ARGV[8]) + 60
+  redis.call('ZREMRANGEBYSCORE', used, '-inf', '(' .. now_s)
   if redis.call('ZSCORE', used, jti) then return { 'token_reused' } end
-  local exp = tonumber(ARGV[8])
-  redis.call('ZADD', used, exp, jti)
-  if redis.call('TTL', used) < exp - now_s then redis.call('EXPIRE', used, exp - now_s + 1) end
+  redis.call('ZADD', used, keep_until, jti)
+  local ttl = math.max(keep_until - now_s, 1)
+  if redis.call('TTL', used) < ttl then redis.call('EXPIRE', used, ttl) end
 end
 
 local max_age_ms = tonumber(ARGV[4]) * 1000
-local generation = redis.call('GET', generation_key)
-if generation then
-  -- The counter must outlive every session minted under it.
-  redis.call('PEXPIRE', generation_key, max_age_ms)
-else
-  generation = '0'
-end
+local generation = redis.call('GET', generation_key) or '0'
 local key_ttl_ms = tonumber(ARGV[3]) * 1000
 redis.call('HSET', session_key, 'cur', ARGV[1], 'created', int(now_ms), 'generation', generation)
 redis.call('PEXPIRE', session_key, key_ttl_ms)

@@ -19,11 +19,12 @@ if redis.call('EXISTS', events) == 0 then
   -- The key expired as a whole: everything published before is gone.
   if last > dropped then dropped = last end
 else
-  -- Another writer may have added a later score; stay above it.
+  -- Another writer may have added a later score; stay above it, unless it is far in the
+  -- future (milliseconds taken for seconds), which would end strictly increasing scores.
   local top = redis.call('ZRANGE', events, -1, -1, 'WITHSCORES')
   if top[2] then
     local us = micros(top[2])
-    if us > last then last = us end
+    if us > last and us <= now + 60000000 then last = us end
   end
 end
 

@@ -96,6 +96,15 @@ impl ClientKey {
         })
     }
 
+    /// Whether `text` has the shape of a client key, whatever its client or validity: to
+    /// refuse keys where they must not travel.
+    pub fn looks_like(text: &str) -> bool {
+        (60..=200).contains(&text.len())
+            && URL_SAFE_NO_PAD
+                .decode(text)
+                .is_ok_and(|raw| raw.first() == Some(&VERSION))
+    }
+
     pub fn account(&self) -> &Account {
         &self.account
     }
@@ -183,6 +192,8 @@ mod tests {
         );
         assert!(!format!("{key:?}").contains(&text));
         assert_ne!(key.hash(), ClientKey::new_session(account()).hash());
+        assert!(ClientKey::looks_like(&text));
+        assert!(!ClientKey::looks_like("AAXzQ9xq1yA"));
     }
 
     #[test]

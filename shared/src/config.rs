@@ -90,6 +90,9 @@ pub struct LoginTokenConfig {
     pub max_age_secs: u64,
 }
 
+/// The largest `BCAST_MAX_EVENT_BYTES` accepted.
+const MAX_EVENT_BYTES_LIMIT: u64 = 1024 * 1024;
+
 /// Everything the functions read from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -143,10 +146,19 @@ impl Config {
             }
         };
 
+        let max_event_bytes = env.number("BCAST_MAX_EVENT_BYTES", 65536)?;
+        if max_event_bytes > MAX_EVENT_BYTES_LIMIT {
+            return Err(ConfigError {
+                variable: "BCAST_MAX_EVENT_BYTES",
+                reason: format!(
+                    "at most {MAX_EVENT_BYTES_LIMIT} (a page of events must fit a Lambda response)"
+                ),
+            });
+        }
         let events = EventLimits {
             ttl_secs: env.number("BCAST_TTL_SECS", 600)?,
             max_events: env.number("BCAST_MAX_EVENTS", 100)?,
-            max_event_bytes: env.number("BCAST_MAX_EVENT_BYTES", 65536)? as usize,
+            max_event_bytes: max_event_bytes as usize,
         };
 
         let sessions = SessionPolicy {
@@ -276,6 +288,7 @@ mod tests {
             ("REDIS_URL", "http://x"),
             ("BCAST_CLIENTS", "wp,wpx"),
             ("RATE_LIMIT_PER_MIN", "1.5"),
+            ("BCAST_MAX_EVENT_BYTES", "2000000"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");

@@ -67,16 +67,22 @@ pub struct Retention {
     pub key_exists: bool,
     /// The newest event still in the key but older than the TTL.
     pub expired: Option<u64>,
+    /// An event at or before the reader's cursor is still retained.
+    pub since_retained: bool,
 }
 
 impl Retention {
     /// Whether an event newer than `since` is gone. Events are only ever lost oldest first
-    /// (trimmed, aged out, or the key expired), so it is enough to know the newest lost one.
-    /// When the metadata does not reach back to `since` the answer is conservatively true.
+    /// (trimmed, aged out, or the key expired): while an event at or before `since` is
+    /// retained nothing newer can be lost, and otherwise it is enough to know the newest lost
+    /// one. When the metadata does not reach back to `since` the answer is conservatively true.
     pub fn missed_since(&self, since: Option<Cursor>) -> bool {
         let Some(since) = since.map(Cursor::micros) else {
             return false;
         };
+        if self.since_retained {
+            return false;
+        }
         let Some(created) = self.created else {
             return true;
         };
@@ -146,6 +152,7 @@ mod tests {
             dropped: Some(300),
             key_exists: true,
             expired: None,
+            since_retained: false,
         };
         assert!(!kept.missed_since(None));
         assert!(kept.missed_since(c(299)), "event 300 was trimmed");
@@ -168,5 +175,13 @@ mod tests {
         assert!(!key_gone.missed_since(c(500)));
 
         assert!(Retention::default().missed_since(c(1)));
+        let anchored = Retention {
+            since_retained: true,
+            ..Retention::default()
+        };
+        assert!(
+            !anchored.missed_since(c(1)),
+            "an event at the cursor is still there"
+        );
     }
 }

@@ -252,7 +252,9 @@ pub fn query(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
         let name = percent_decode(name)?;
         let value = percent_decode(value)?;
-        if SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) {
+        if SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str())
+            || ClientKey::looks_like(&value)
+        {
             return Err(ApiError::invalid(
                 "credentials are not accepted in the query string; use the Authorization header",
             ));

@@ -218,9 +218,26 @@ impl Store {
         self.policy
     }
 
+    /// Runs the calls: one pipeline on a single node. A cluster pipeline must stay in one slot
+    /// and each call is one account's slot, so there the calls go out side by side instead.
+    async fn run(&self, calls: &[Call<'_>]) -> Result<Vec<Value>, StoreError> {
+        if matches!(self.conn, Connection::Cluster(_)) && calls.len() > 1 {
+            let replies = futures::future::join_all(
+                calls.iter().map(|c| self.pipeline(std::slice::from_ref(c))),
+            )
+            .await;
+            let mut values = Vec::with_capacity(calls.len());
+            for reply in replies {
+                values.extend(reply?);
+            }
+            return Ok(values);
+        }
+        self.pipeline(calls).await
+    }
+
     /// Runs the calls in one pipeline. A script the server has lost (flush, failover) is loaded
     /// and only the calls that failed for that reason are sent again.
-    async fn run(&self, calls: &[Call<'_>]) -> Result<Vec<Value>, StoreError> {
+    async fn pipeline(&self, calls: &[Call<'_>]) -> Result<Vec<Value>, StoreError> {
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
@@ -538,8 +555,7 @@ impl Store {
         let call = Call::new(
             &self.scripts.revoke_all,
             vec![account.generation_key(), account.presence_key()],
-        )
-        .arg(self.policy.max_age_secs);
+        );
         self.run_one(call).await.map(drop)
     }
 
@@ -591,6 +607,10 @@ fn base64_id() -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
+
+/// The most event bytes one page carries: a Lambda response is at most 6 MB, and the JSON
+/// around the events and the escaping of the body need room.
+const PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A member as this service writes it; other writers' members are read leniently.
 #[derive(Deserialize)]
@@ -661,6 +681,14 @@ impl Reply {
         Ok(u64::try_from(self.int()?).ok())
     }
 
+    /// A string, with bytes that are not UTF-8 replaced (members other systems wrote).
+    fn lossy_string(&mut self) -> Result<String, StoreError> {
+        match self.next()? {
+            Value::BulkString(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            _ => Err(StoreError::Reply("expected a string")),
+        }
+    }
+
     fn string(&mut self) -> Result<String, StoreError> {
         match self.next()? {
             Value::BulkString(b) => {
@@ -680,15 +708,24 @@ impl Reply {
             dropped: self.optional_micros()?,
             key_exists: self.int()? == 1,
             expired: self.optional_micros()?,
+            since_retained: self.int()? == 1,
         };
         let mut events = Vec::new();
+        let (mut bytes, mut more) = (0, false);
         while !self.is_done() {
-            let member = self.string()?;
+            let member = self.lossy_string()?;
             let micros = self.micros()?;
+            // The script sends one event past the limit to tell whether there is more; a page
+            // also stops short of what a Lambda response can carry.
+            if events.len() as u64 == limit
+                || (!events.is_empty() && bytes + member.len() > PAGE_BYTES)
+            {
+                more = true;
+                break;
+            }
+            bytes += member.len();
             events.push(event_from(&member, micros));
         }
-        let more = events.len() as u64 > limit;
-        events.truncate(limit as usize);
         Ok(Page {
             cursor: events.last().map(|e| e.cursor).or(since),
             more,

@@ -425,3 +425,48 @@ async fn publish_and_read_are_one_round_trip_each() {
     let calls = command_calls(&mut conn).await;
     assert_eq!(calls.get("evalsha"), Some(&1), "{calls:?}");
 }
+
+#[tokio::test]
+async fn missed_stays_exact_without_metadata_while_the_cursor_event_is_retained() {
+    let server = RedisServer::start();
+    let store = store(&server, &[("BCAST_MAX_EVENTS", "3")]);
+    let wp = account("wp", "nometa");
+    let cursors = publish_n(&store, &wp, 4).await;
+    let mut conn = server.connection().await;
+    let _: () = conn.del("{bcast:wpnometa}:meta").await.unwrap();
+    // cursors[1] is still retained: nothing after it can have been lost.
+    assert!(
+        !store
+            .read(&wp, Some(cursors[1]), None)
+            .await
+            .unwrap()
+            .missed
+    );
+    // cursors[0] was trimmed and the metadata is gone: conservatively true.
+    assert!(
+        store
+            .read(&wp, Some(cursors[0]), None)
+            .await
+            .unwrap()
+            .missed
+    );
+}
+
+#[tokio::test]
+async fn a_page_stops_short_of_what_a_lambda_response_can_carry() {
+    let server = RedisServer::start();
+    let store = store(&server, &[("BCAST_MAX_EVENT_BYTES", "1048576")]);
+    let wp = account("wp", "big");
+    let data = format!("\"{}\"", "x".repeat(1024 * 1024 - 2));
+    for _ in 0..3 {
+        let batch = (0..2).map(|_| event(&wp, None, &data)).collect();
+        store.publish(batch).await.unwrap();
+    }
+    let page = store.read(&wp, None, None).await.unwrap();
+    let bytes: usize = page.events.iter().map(|e| e.data.get().len()).sum();
+    assert!(page.more, "six 1 MiB events do not fit one page");
+    assert!(bytes <= 4 * 1024 * 1024, "{bytes}");
+    let rest = store.read(&wp, page.cursor, None).await.unwrap();
+    assert_eq!(page.events.len() + rest.events.len(), 6);
+    assert!(!rest.more);
+}

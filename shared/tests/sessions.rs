@@ -353,6 +353,36 @@ async fn a_login_token_id_works_once() {
         .login(account("jti"), Some(("t-2", exp)))
         .await
         .unwrap();
+
+    // A token just past its exp (inside the verifier's leeway) still works only once.
+    let just_expired = exp - 63;
+    store
+        .login(account("jti"), Some(("t-3", just_expired)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .login(account("jti"), Some(("t-3", just_expired)))
+            .await,
+        Err(SessionError::TokenReused)
+    ));
+    let mut conn = server.connection().await;
+    let ttl: i64 = conn.ttl("{bcast:wpjti}:jti").await.unwrap();
+    assert!(ttl > 0, "the used-token set expires ({ttl})");
+}
+
+#[tokio::test]
+async fn revocation_does_not_expire() {
+    let server = RedisServer::start();
+    let store = store(&server, &[]);
+    login(&store, "gen").await;
+    store.revoke_all(&account("gen")).await.unwrap();
+    let mut conn = server.connection().await;
+    let ttl: i64 = conn.ttl("{bcast:wpgen}:generation").await.unwrap();
+    assert_eq!(
+        ttl, -1,
+        "an expired or evicted counter would revive revoked sessions"
+    );
 }
 
 #[tokio::test]

@@ -336,6 +336,12 @@ async fn every_error_of_the_table() {
         .await
         .expect(400, Some("invalid_request"));
 
+    // A client key in the query string is refused under any name.
+    let key_in_query = service.client_key("wp", "1").await;
+    fetch(&service, &key_in_query, &format!("?k={key_in_query}"))
+        .await
+        .expect(400, Some("invalid_request"));
+
     // 401 client_key_invalid for a garbage key.
     fetch(&service, "garbage", "")
         .await
