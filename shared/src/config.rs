@@ -45,8 +45,14 @@ pub struct RedisConfig {
     pub url: String,
     pub cluster: bool,
     pub auth_secret_arn: Option<String>,
+    /// AUTH user and password, loaded from `REDIS_AUTH_SECRET_ARN` at cold start.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
     pub iam_user: Option<String>,
     pub iam_cache_name: Option<String>,
+    /// The IAM cache is ElastiCache Serverless (`REDIS_IAM_SERVERLESS`; by default read from
+    /// the endpoint's host name).
+    pub iam_serverless: bool,
     /// PEM file of the CA that signed a `rediss://` server's certificate, when it is not a
     /// public one (self-hosted Redis, tests).
     pub tls_ca_file: Option<String>,
@@ -120,11 +126,14 @@ impl Config {
             });
         }
         let redis = RedisConfig {
-            url,
+            url: url.clone(),
             cluster: env.flag("REDIS_CLUSTER", false)?,
             auth_secret_arn: env.optional("REDIS_AUTH_SECRET_ARN"),
+            username: None,
+            password: None,
             iam_user: env.optional("REDIS_IAM_USER"),
             iam_cache_name: env.optional("REDIS_IAM_CACHE_NAME"),
+            iam_serverless: env.flag("REDIS_IAM_SERVERLESS", url.contains(".serverless."))?,
             tls_ca_file: env.optional("REDIS_TLS_CA_FILE"),
             connect_timeout: Duration::from_millis(env.number("REDIS_CONNECT_TIMEOUT_MS", 1000)?),
             response_timeout: Duration::from_millis(env.number("REDIS_RESPONSE_TIMEOUT_MS", 1000)?),

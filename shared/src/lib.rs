@@ -5,6 +5,7 @@
 //! ([`scripts`]) and one round trip, on a single node or a Redis Cluster alike, and the HTTP
 //! side the functions share ([`http`]: the problem+json error type, request parsing, routing).
 
+pub mod aws;
 pub mod client_key;
 pub mod config;
 pub mod cursor;

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, RedisError, RedisFuture, Script, ServerErrorKind, Value};
+use redis::{Cmd, IntoConnectionInfo, RedisError, RedisFuture, Script, ServerErrorKind, Value};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::aws::IamAuth;
 use crate::client_key::{random_bytes, ClientKey};
 use crate::config::{Config, EventLimits, RedisConfig, SessionPolicy};
 use crate::cursor::Cursor;
@@ -74,8 +75,8 @@ pub enum Connection {
 
 impl Connection {
     /// Sets the connection up without I/O; it connects on the first command and reconnects by
-    /// itself after a drop.
-    pub fn open(config: &RedisConfig) -> Result<Self, StoreError> {
+    /// itself after a drop. `iam` supplies ElastiCache IAM tokens as credentials.
+    pub fn open(config: &RedisConfig, iam: Option<IamAuth>) -> Result<Self, StoreError> {
         let tls = config.url.starts_with("rediss://");
         if tls {
             // The first caller wins; a provider already installed is just as good.
@@ -91,12 +92,26 @@ impl Connection {
                 }),
                 _ => None,
             };
+        let mut info = config.url.as_str().into_connection_info()?;
+        if let Some(password) = &config.password {
+            let mut settings = info
+                .redis_settings()
+                .clone()
+                .set_password(password.expose());
+            if let Some(user) = &config.username {
+                settings = settings.set_username(user);
+            }
+            info = info.set_redis_settings(settings);
+        }
         if config.cluster {
-            let mut builder = redis::cluster::ClusterClientBuilder::new(vec![config.url.as_str()])
+            let mut builder = redis::cluster::ClusterClientBuilder::new(vec![info])
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout);
             if let Some(certs) = certs {
                 builder = builder.certs(certs);
+            }
+            if let Some(iam) = iam {
+                builder = builder.set_credentials_provider(iam);
             }
             let client = builder.build()?;
             Ok(Self::Cluster(
@@ -104,13 +119,16 @@ impl Connection {
             ))
         } else {
             let client = match certs {
-                Some(certs) => redis::Client::build_with_tls(config.url.as_str(), certs)?,
-                None => redis::Client::open(config.url.as_str())?,
+                Some(certs) => redis::Client::build_with_tls(info, certs)?,
+                None => redis::Client::open(info)?,
             };
-            let manager_config = redis::aio::ConnectionManagerConfig::new()
+            let mut manager_config = redis::aio::ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
                 .set_response_timeout(Some(config.response_timeout))
                 .set_number_of_retries(2);
+            if let Some(iam) = iam {
+                manager_config = manager_config.set_credentials_provider(iam);
+            }
             Ok(Self::Single(ConnectionManager::new_lazy_with_config(
                 client,
                 manager_config,
@@ -207,7 +225,12 @@ impl Store {
 
     /// Opens the connection described by `config.redis` (no I/O until the first request).
     pub fn open(config: &Config) -> Result<Self, StoreError> {
-        Ok(Self::new(Connection::open(&config.redis)?, config))
+        Self::open_with(config, None)
+    }
+
+    /// Like [`Store::open`], authenticating with ElastiCache IAM tokens from `iam`.
+    pub fn open_with(config: &Config, iam: Option<IamAuth>) -> Result<Self, StoreError> {
+        Ok(Self::new(Connection::open(&config.redis, iam)?, config))
     }
 
     pub fn limits(&self) -> EventLimits {
