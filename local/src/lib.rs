@@ -80,35 +80,48 @@ fn local_config(redis_url: Option<&str>) -> Result<LocalConfig, ExitCode> {
     })
 }
 
-/// Completes on Ctrl-C, SIGTERM or SIGHUP.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Completes on Ctrl-C, SIGTERM or SIGHUP. The handlers are installed when this is called
+/// (not when the future is first polled), so a signal that comes right after the banner is
+/// not lost. Must be called inside the runtime.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ];
+    let mut streams: Vec<_> = kinds.into_iter().filter_map(|k| signal(k).ok()).collect();
+    async move {
+        if streams.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        let waits = streams.iter_mut().map(|s| Box::pin(s.recv()));
+        futures_select_all(waits).await;
+    }
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let others = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(mut term), Ok(mut hup)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = hup.recv() => {}
-                }
-            }
-            _ => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let others = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = others => {}
     }
+}
+
+/// Completes when the first of `futures` does.
+async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(|cx| {
+        for f in futures.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// `bcast-local serve`.
@@ -164,8 +177,9 @@ fn serve_inner(host: &str, port: u16) -> Result<(), ExitCode> {
             clients: local.config.clients.clone(),
             max_token_secs: local.config.login.max_age_secs,
         });
+        let shutdown = shutdown_signal();
         print_banner(&local, addr, &redis_url, private.as_ref());
-        server::serve(listener, state, shutdown_signal()).await;
+        server::serve(listener, state, shutdown).await;
         Ok(())
     });
     rt.shutdown_timeout(Duration::from_secs(2));
