@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bcast_shared::domain::NewEvent;
 use bcast_shared::{Account, ClientNames, Cursor, EventId, PublishError, Store};
-use bcast_testing::{command_calls, store, RedisServer};
+use bcast_testing::{client_commands, store, TestRedis};
 use redis::AsyncCommands;
 use serde_json::value::RawValue;
 
@@ -35,7 +35,7 @@ async fn publish_n(store: &Store, account: &Account, n: usize) -> Vec<Cursor> {
 
 #[tokio::test]
 async fn seed_example_reads_back_with_plain_redis_commands() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let wp = account("wp", "123456");
     let batch = (1..=5)
@@ -88,7 +88,7 @@ async fn seed_example_reads_back_with_plain_redis_commands() {
 
 #[tokio::test]
 async fn keeps_only_the_newest_n_and_says_when_a_reader_missed_some() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("BCAST_MAX_EVENTS", "5")]);
     let wp = account("wp", "1");
     let cursors = publish_n(&store, &wp, 12).await;
@@ -130,7 +130,7 @@ async fn keeps_only_the_newest_n_and_says_when_a_reader_missed_some() {
 
 #[tokio::test]
 async fn events_older_than_the_ttl_are_never_returned() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("BCAST_TTL_SECS", "1")]);
     let wp = account("wp", "ttl");
     let old = publish_n(&store, &wp, 2).await;
@@ -169,7 +169,7 @@ async fn events_older_than_the_ttl_are_never_returned() {
 
 #[tokio::test]
 async fn an_id_is_stored_once_within_the_ttl() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let wp = account("wp", "idem");
     let first = store
@@ -202,7 +202,7 @@ async fn an_id_is_stored_once_within_the_ttl() {
 
 #[tokio::test]
 async fn the_same_id_in_another_account_is_another_event() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let (a, b) = (account("wp", "a"), account("app", "a"));
     let r = store
@@ -230,7 +230,7 @@ async fn the_same_id_in_another_account_is_another_event() {
 
 #[tokio::test]
 async fn limit_cuts_pages_and_more_says_so() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let wp = account("wp", "pages");
     let cursors = publish_n(&store, &wp, 10).await;
@@ -258,7 +258,7 @@ async fn limit_cuts_pages_and_more_says_so() {
 
 #[tokio::test]
 async fn concurrent_publishers_lose_and_duplicate_nothing() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("BCAST_MAX_EVENTS", "2000")]);
     let wp = account("wp", "busy");
     let publishers: Vec<_> = (0..20)
@@ -318,7 +318,7 @@ async fn concurrent_publishers_lose_and_duplicate_nothing() {
 
 #[tokio::test]
 async fn oversized_and_overfull_batches_store_nothing() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("BCAST_MAX_EVENT_BYTES", "16")]);
     let wp = account("wp", "big");
     let err = store
@@ -348,7 +348,7 @@ async fn oversized_and_overfull_batches_store_nothing() {
 
 #[tokio::test]
 async fn members_written_by_other_systems_are_still_read() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let wp = account("wp", "seed");
     let mut conn = server.connection().await;
@@ -377,16 +377,11 @@ async fn members_written_by_other_systems_are_still_read() {
 
 #[tokio::test]
 async fn scripts_come_back_after_a_flush() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let wp = account("wp", "flush");
     publish_n(&store, &wp, 1).await;
-    let mut conn = server.connection().await;
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    server.script_flush();
     let cursors = publish_n(&store, &wp, 1).await;
     assert_eq!(
         store.read(&wp, None, None).await.unwrap().cursor,
@@ -396,39 +391,58 @@ async fn scripts_come_back_after_a_flush() {
 
 #[tokio::test]
 async fn publish_and_read_are_one_round_trip_each() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     store.load_scripts().await.unwrap();
     let (a, b) = (account("wp", "rt"), account("api", "rt"));
-    let mut conn = server.connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // Warm the connection (and on a cluster, the slot map) before counting.
+    store.read(&a, None, None).await.unwrap();
+    server.reset_stats();
 
     let batch = (0..10)
         .map(|i| event(if i % 2 == 0 { &a } else { &b }, None, "1"))
         .collect();
     store.publish(batch).await.unwrap();
-    let calls = command_calls(&mut conn).await;
-    // Two accounts: two script calls, sent together in one pipeline.
+    let calls = server.command_calls();
+    // Two accounts: two script calls, sent together in one pipeline (on a cluster, one call
+    // per slot, side by side).
     assert_eq!(calls.get("evalsha"), Some(&2), "{calls:?}");
     assert_eq!(calls.get("time"), Some(&2));
+    assert_eq!(
+        client_commands(&calls),
+        2,
+        "nothing else was sent: {calls:?}"
+    );
 
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
+    server.reset_stats();
+    store.read(&a, None, None).await.unwrap();
+    let calls = server.command_calls();
+    assert_eq!(calls.get("evalsha"), Some(&1), "{calls:?}");
+    assert_eq!(
+        client_commands(&calls),
+        1,
+        "nothing else was sent: {calls:?}"
+    );
+
+    // A batch for one account is one call, however many events.
+    server.reset_stats();
+    store
+        .publish((0..10).map(|_| event(&a, None, "1")).collect())
         .await
         .unwrap();
-    store.read(&a, None, None).await.unwrap();
-    let calls = command_calls(&mut conn).await;
+    let calls = server.command_calls();
     assert_eq!(calls.get("evalsha"), Some(&1), "{calls:?}");
+    assert_eq!(
+        client_commands(&calls),
+        1,
+        "nothing else was sent: {calls:?}"
+    );
+    assert_eq!(server.crossslot_errors(), 0);
 }
 
 #[tokio::test]
 async fn missed_stays_exact_without_metadata_while_the_cursor_event_is_retained() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("BCAST_MAX_EVENTS", "3")]);
     let wp = account("wp", "nometa");
     let cursors = publish_n(&store, &wp, 4).await;
@@ -454,7 +468,7 @@ async fn missed_stays_exact_without_metadata_while_the_cursor_event_is_retained(
 
 #[tokio::test]
 async fn a_page_stops_short_of_what_a_lambda_response_can_carry() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("BCAST_MAX_EVENT_BYTES", "1048576")]);
     let wp = account("wp", "big");
     let data = format!("\"{}\"", "x".repeat(1024 * 1024 - 2));

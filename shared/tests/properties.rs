@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use bcast_shared::domain::NewEvent;
 use bcast_shared::{Account, ClientNames, EventId};
-use bcast_testing::{store, RedisServer};
+use bcast_testing::{store, TestRedis};
 use proptest::prelude::*;
 use redis::AsyncCommands;
 use serde_json::value::RawValue;
@@ -88,7 +88,7 @@ fn batches() -> impl Strategy<Value = Vec<Vec<Option<u8>>>> {
 
 #[test]
 fn any_publish_sequence_keeps_the_bounds() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 40,
@@ -102,9 +102,9 @@ fn any_publish_sequence_keeps_the_bounds() {
         .unwrap();
 }
 
-async fn check_history(server: &RedisServer, max_events: u64, history: Vec<Vec<Option<u8>>>) {
+async fn check_history(server: &TestRedis, max_events: u64, history: Vec<Vec<Option<u8>>>) {
+    server.flush_all();
     let mut conn = server.connection().await;
-    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     let store = store(server, &[("BCAST_MAX_EVENTS", &max_events.to_string())]);
     let account = Account::parse(&ClientNames::default(), "app", "prop").unwrap();
     // Ids stored so far, in order: what the newest N must be.

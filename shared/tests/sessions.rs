@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bcast_shared::domain::NewEvent;
 use bcast_shared::{Account, ClientKey, ClientNames, SessionError, Store};
-use bcast_testing::{command_calls, store, RedisServer};
+use bcast_testing::{client_commands, store, TestRedis};
 use redis::AsyncCommands;
 use serde_json::value::RawValue;
 
@@ -32,7 +32,7 @@ async fn rotate(store: &Store, key: &ClientKey) -> Result<ClientKey, SessionErro
 
 #[tokio::test]
 async fn every_request_rotates_and_the_old_key_has_a_grace_period() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let k1 = login(&store, "1").await;
     let k2 = rotate(&store, &k1).await.unwrap();
@@ -55,7 +55,7 @@ async fn every_request_rotates_and_the_old_key_has_a_grace_period() {
 
 #[tokio::test]
 async fn sixty_four_parallel_requests_with_one_key_get_one_successor() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let key = login(&store, "par").await;
     let tasks: Vec<_> = (0..64)
@@ -79,7 +79,7 @@ async fn sixty_four_parallel_requests_with_one_key_get_one_successor() {
 
 #[tokio::test]
 async fn a_rotated_out_key_after_the_grace_period_revokes_the_session() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("ROTATION_GRACE_SECS", "1")]);
     let k1 = login(&store, "theft").await;
     let k2 = rotate(&store, &k1).await.unwrap();
@@ -97,7 +97,7 @@ async fn a_rotated_out_key_after_the_grace_period_revokes_the_session() {
 
 #[tokio::test]
 async fn revoking_while_rotating_never_leaves_a_valid_key() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("RATE_LIMIT_PER_MIN", "100000")]);
     for round in 0..5 {
         let acct = format!("race{round}");
@@ -148,7 +148,7 @@ async fn revoking_while_rotating_never_leaves_a_valid_key() {
 
 #[tokio::test]
 async fn a_session_ends_at_its_maximum_age_however_active() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("SESSION_MAX_AGE_SECS", "1")]);
     let mut key = login(&store, "old").await;
     key = rotate(&store, &key).await.unwrap();
@@ -165,7 +165,7 @@ async fn a_session_ends_at_its_maximum_age_however_active() {
 
 #[tokio::test]
 async fn a_key_expires_without_requests() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("CLIENT_KEY_TTL_SECS", "1")]);
     let key = login(&store, "idle").await;
     let (grant, _) = store.fetch(&key, None, None).await.unwrap();
@@ -179,7 +179,7 @@ async fn a_key_expires_without_requests() {
 
 #[tokio::test]
 async fn the_rate_limit_holds_under_concurrency() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(
         &server,
         &[("RATE_LIMIT_PER_MIN", "10"), ("ROTATION", "off")],
@@ -208,7 +208,7 @@ async fn the_rate_limit_holds_under_concurrency() {
 
 #[tokio::test]
 async fn the_rate_limit_holds_with_rotation_and_grace_replays() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("RATE_LIMIT_PER_MIN", "7")]);
     let key = login(&store, "busy2").await;
     let tasks: Vec<_> = (0..30)
@@ -229,7 +229,7 @@ async fn the_rate_limit_holds_with_rotation_and_grace_replays() {
 
 #[tokio::test]
 async fn without_rotation_the_key_stays_the_same() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("ROTATION", "off")]);
     let key = login(&store, "static").await;
     for _ in 0..3 {
@@ -240,7 +240,7 @@ async fn without_rotation_the_key_stays_the_same() {
 
 #[tokio::test]
 async fn no_plaintext_client_key_is_stored_anywhere() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let mut keys = vec![login(&store, "leak").await];
     for _ in 0..3 {
@@ -250,7 +250,7 @@ async fn no_plaintext_client_key_is_stored_anywhere() {
     store.heartbeat(keys.last().unwrap(), None).await.unwrap();
 
     let mut conn = server.connection().await;
-    let names: Vec<String> = conn.keys("*").await.unwrap();
+    let names = server.keys("*");
     assert!(names.len() >= 3, "{names:?}");
     let mut dump = names.join("\n");
     for name in &names {
@@ -291,7 +291,7 @@ async fn no_plaintext_client_key_is_stored_anywhere() {
 
 #[tokio::test]
 async fn logout_ends_the_session() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let key = login(&store, "bye").await;
     let next = rotate(&store, &key).await.unwrap();
@@ -308,7 +308,7 @@ async fn logout_ends_the_session() {
 
 #[tokio::test]
 async fn presence_lists_the_sessions_seen_recently() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[("PRESENCE_TIMEOUT_SECS", "1")]);
     let a = login(&store, "here").await;
     let b = login(&store, "here").await;
@@ -334,7 +334,7 @@ async fn presence_lists_the_sessions_seen_recently() {
 
 #[tokio::test]
 async fn a_login_token_id_works_once() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -373,7 +373,7 @@ async fn a_login_token_id_works_once() {
 
 #[tokio::test]
 async fn revocation_does_not_expire() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     login(&store, "gen").await;
     store.revoke_all(&account("gen")).await.unwrap();
@@ -387,7 +387,7 @@ async fn revocation_does_not_expire() {
 
 #[tokio::test]
 async fn login_fetch_and_heartbeat_see_the_events() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     let acct = account("flow");
     let first = store.login(acct.clone(), None).await.unwrap();
@@ -425,33 +425,32 @@ async fn login_fetch_and_heartbeat_see_the_events() {
 
 #[tokio::test]
 async fn session_operations_are_one_round_trip_each() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store(&server, &[]);
     store.load_scripts().await.unwrap();
-    let mut conn = server.connection().await;
-    let mut count = async |what: &str| {
-        let calls = command_calls(&mut conn).await;
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+    // Warm the connection (and on a cluster, the slot map) before counting.
+    store.presence(&account("rt")).await.unwrap();
+    let count = |what: &str| {
+        let calls = server.command_calls();
+        server.reset_stats();
         assert_eq!(calls.get("evalsha"), Some(&1), "{what}: {calls:?}");
         assert_eq!(calls.get("time"), Some(&1), "{what}: one script ran");
+        assert_eq!(
+            client_commands(&calls),
+            1,
+            "{what}: one round trip and nothing else: {calls:?}"
+        );
     };
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut server.connection().await)
-        .await
-        .unwrap();
+    server.reset_stats();
     let key = login(&store, "rt").await;
-    count("login").await;
+    count("login");
     let key = rotate(&store, &key).await.unwrap();
-    count("fetch").await;
+    count("fetch");
     let (grant, _) = store.heartbeat(&key, None).await.unwrap();
-    count("heartbeat").await;
+    count("heartbeat");
     store.presence(&account("rt")).await.unwrap();
-    count("presence").await;
+    count("presence");
     store.logout(&grant.client_key).await.unwrap();
-    count("logout").await;
+    count("logout");
+    assert_eq!(server.crossslot_errors(), 0);
 }

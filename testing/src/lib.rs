@@ -11,6 +11,14 @@ use std::time::{Duration, Instant};
 
 use bcast_shared::{Config, Store};
 
+mod cluster;
+mod proxy;
+mod target;
+
+pub use cluster::{RedisCluster, MASTERS};
+pub use proxy::DelayProxy;
+pub use target::{cluster_mode, TestConnection, TestRedis};
+
 /// A `redis-server` child process.
 pub struct RedisServer {
     child: Option<Child>,
@@ -21,7 +29,7 @@ pub struct RedisServer {
     tls: bool,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -53,9 +61,14 @@ impl RedisServer {
     }
 
     fn launch(extra: &[&str], tls: bool) -> Self {
+        Self::launch_on(extra, tls, free_port)
+    }
+
+    /// Starts a server on a port from `pick`, trying again on another port if it is taken.
+    pub(crate) fn launch_on(extra: &[&str], tls: bool, pick: impl Fn() -> u16) -> Self {
         let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = free_port();
+        for _ in 0..8 {
+            let port = pick();
             let dir =
                 std::env::temp_dir().join(format!("bcast-redis-{}-{port}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
@@ -193,7 +206,7 @@ impl RedisServer {
                 return Err(format!("redis-server exited early with {status}"));
             }
             if self.ping() {
-                return Ok(());
+                return self.check_ours();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -216,6 +229,24 @@ impl RedisServer {
                 .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
     }
 
+    /// A server that answered on our port must be our child: with ports picked by binding and
+    /// releasing, another test's server may have won the race for the same port.
+    fn check_ours(&mut self) -> Result<(), String> {
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return Err("redis-server exited".into());
+        };
+        if self.tls {
+            return Ok(());
+        }
+        let info: String = sync_query(self.port, &["INFO", "server"]).unwrap_or_default();
+        if info.contains(&format!("process_id:{pid}\r\n")) {
+            Ok(())
+        } else {
+            self.kill();
+            Err(format!("port {} answered by another server", self.port))
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -236,6 +267,11 @@ impl RedisServer {
             .get_multiplexed_async_connection()
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test redis: {e}"))
+    }
+
+    /// Whether the server process is up (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Stops the server abruptly (as a crash would).
@@ -275,9 +311,48 @@ pub fn config(url: &str, vars: &[(&str, &str)]) -> Config {
         .unwrap_or_else(|e| panic!("test configuration: {e}"))
 }
 
-/// A store on `server` with the given overrides.
-pub fn store(server: &RedisServer, vars: &[(&str, &str)]) -> Store {
-    Store::open(&config(&server.url(), vars)).unwrap_or_else(|e| panic!("store: {e}"))
+/// Something a store can be pointed at: a single server or a test target that may be a
+/// cluster.
+pub trait Target {
+    /// A configuration for it, with defaults overridden by `vars`.
+    fn config(&self, vars: &[(&str, &str)]) -> Config;
+}
+
+impl Target for RedisServer {
+    fn config(&self, vars: &[(&str, &str)]) -> Config {
+        config(&self.url(), vars)
+    }
+}
+
+/// A store on `target` with the given overrides.
+pub fn store(target: &impl Target, vars: &[(&str, &str)]) -> Store {
+    Store::open(&target.config(vars)).unwrap_or_else(|e| panic!("store: {e}"))
+}
+
+/// One command to the server on a loopback `port` over a fresh plain connection, for harness
+/// bookkeeping (INFO, CLUSTER, CONFIG) outside any runtime.
+pub fn sync_query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut conn)
+}
+
+/// `INFO commandstats` text as command name → calls.
+pub fn parse_command_calls(info: &str) -> HashMap<String, u64> {
+    info.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("cmdstat_")?;
+            let (name, stats) = rest.split_once(':')?;
+            let calls = stats.split(',').find_map(|f| f.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
 }
 
 /// `INFO commandstats` as command name → calls.
@@ -287,12 +362,46 @@ pub async fn command_calls(conn: &mut redis::aio::MultiplexedConnection) -> Hash
         .query_async(conn)
         .await
         .unwrap_or_else(|e| panic!("INFO commandstats: {e}"));
-    info.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("cmdstat_")?;
-            let (name, stats) = rest.split_once(':')?;
-            let calls = stats.split(',').find_map(|f| f.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
+    parse_command_calls(&info)
+}
+
+/// The Redis commands the product's Lua scripts call (lowercase), read from `shared/scripts`.
+pub fn script_commands() -> std::collections::HashSet<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/scripts");
+    let mut names = std::collections::HashSet::new();
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for part in text.split("redis.call(").skip(1) {
+            let name: String = part
+                .trim_start_matches(['\'', '"'])
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
+            names.insert(name.to_ascii_lowercase());
+        }
+    }
+    names
+}
+
+/// Commands sent by clients, from `INFO commandstats` calls: everything except what the
+/// scripts call inside Redis and the harness's own bookkeeping (INFO, CONFIG RESETSTAT,
+/// CLUSTER INFO/NODES/KEYSLOT). With the connection warm, this is the round trips.
+pub fn client_commands(calls: &HashMap<String, u64>) -> u64 {
+    let inside = script_commands();
+    calls
+        .iter()
+        .filter(|(name, _)| {
+            !inside.contains(name.as_str())
+                && !matches!(
+                    name.as_str(),
+                    "info"
+                        | "config|resetstat"
+                        | "cluster|info"
+                        | "cluster|nodes"
+                        | "cluster|keyslot"
+                )
         })
-        .collect()
+        .map(|(_, n)| *n)
+        .sum()
 }

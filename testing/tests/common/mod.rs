@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bcast_shared::{Config, Store};
-use bcast_testing::{config, RedisServer};
+use bcast_testing::{Target, TestRedis};
 use serde_json::{json, Value};
 
 pub struct Service {
-    pub server: RedisServer,
+    /// One redis-server, or a local cluster under `REDIS_CLUSTER=true`.
+    pub server: TestRedis,
     pub store: Store,
     pub config: Config,
     /// The HS256 login secret of this run: random, never valid anywhere else.
@@ -37,11 +38,15 @@ fn random_hex(bytes: usize) -> String {
 
 impl Service {
     pub fn start(vars: &[(&str, &str)]) -> Self {
-        let server = RedisServer::start();
+        Self::on(TestRedis::start(), vars)
+    }
+
+    /// The four functions on a given Redis (a single server or a cluster).
+    pub fn on(server: TestRedis, vars: &[(&str, &str)]) -> Self {
         let secret = random_hex(32);
         let mut all: Vec<(&str, &str)> = vec![("LOGIN_TOKEN_SECRET", &secret)];
         all.extend_from_slice(vars);
-        let config = config(&server.url(), &all);
+        let config = server.config(&all);
         let store = Store::open(&config).unwrap();
         Self {
             login: bcast_login::App::new(&config, store.clone()).unwrap(),
