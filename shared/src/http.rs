@@ -1,7 +1,7 @@
 //! The HTTP side every function shares: the error type (problem+json), reading requests
 //! defensively, writing JSON responses, routing by path, and the per-request log line.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
 use lambda_http::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::metrics::Metrics;
 use crate::store::{PublishError, SessionError, StoreError};
 use crate::{ClientKey, ClientNames};
 
@@ -445,30 +446,72 @@ impl MethodName for Method {
     }
 }
 
-/// Turns a handler's result into the response and writes the one log line of the request:
-/// route, status, duration and account. Never a key or a token.
-pub fn finish(
-    route: &str,
-    account: Option<&str>,
+/// What one request did: its account and metrics, written out as its one log line and one
+/// metrics line when it ends.
+pub struct RequestLog {
+    function: &'static str,
     started: Instant,
-    result: Result<Response<Body>, ApiError>,
-) -> Response<Body> {
-    let (response, code) = match result {
-        Ok(r) => (r, None),
-        Err(e) => {
-            let code = e.code();
-            (e.into_response(), Some(code))
+    /// `client/account_id` of the request, once known. Never a key or a token.
+    pub account: Option<String>,
+    pub metrics: Metrics,
+}
+
+impl RequestLog {
+    pub fn start(function: &'static str) -> Self {
+        Self {
+            function,
+            started: Instant::now(),
+            account: None,
+            metrics: Metrics::default(),
         }
-    };
-    tracing::info!(
-        route,
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        account,
-        error = code,
-        "request"
-    );
-    response
+    }
+
+    /// Awaits one store call, timing it as `RedisLatency`.
+    pub async fn redis<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics.time("RedisLatency", started.elapsed());
+        result
+    }
+
+    /// Writes the metrics line.
+    pub fn emit_metrics(&self) {
+        if let Some(line) = self.metrics.to_emf(self.function, SystemTime::now()) {
+            crate::telemetry::metrics_line(&line);
+        }
+    }
+
+    /// Turns a handler's result into the response, and writes the request's log line (route,
+    /// status, duration, account) and metrics line.
+    pub fn finish(
+        mut self,
+        route: &str,
+        result: Result<Response<Body>, ApiError>,
+    ) -> Response<Body> {
+        let (response, code) = match result {
+            Ok(r) => (r, None),
+            Err(e) => {
+                match e {
+                    ApiError::ClientKeyReused => self.metrics.count("KeyReuse", 1),
+                    ApiError::RateLimited { .. } => self.metrics.count("RateLimited", 1),
+                    ApiError::Unavailable => self.metrics.count("RedisErrors", 1),
+                    _ => {}
+                }
+                let code = e.code();
+                (e.into_response(), Some(code))
+            }
+        };
+        tracing::info!(
+            route,
+            status = response.status().as_u16(),
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            account = self.account.as_deref(),
+            error = code,
+            "request"
+        );
+        self.emit_metrics();
+        response
+    }
 }
 
 /// An event file or payload that is not an API Gateway request.

@@ -12,6 +12,7 @@ pub mod cursor;
 pub mod domain;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod scripts;
 pub mod store;
 pub mod telemetry;

@@ -1,6 +1,13 @@
 //! Structured JSON logs, one line per event, set up once at cold start.
 
+use std::io::Write;
+use std::sync::OnceLock;
+
 use tracing_subscriber::fmt::MakeWriter;
+
+/// Where metric lines go besides the log: set by [`init_with_writer`], stdout otherwise.
+type Sink = Box<dyn Fn(&str) + Send + Sync>;
+static METRICS_SINK: OnceLock<Sink> = OnceLock::new();
 
 /// Installs the JSON log subscriber writing to stdout. The level comes from `RUST_LOG`
 /// (default `info`).
@@ -11,8 +18,12 @@ pub fn init() {
 /// The same subscriber writing elsewhere (tests read the log lines back).
 pub fn init_with_writer<W>(writer: W)
 where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    W: for<'w> MakeWriter<'w> + Clone + Send + Sync + 'static,
 {
+    let sink = writer.clone();
+    let _ = METRICS_SINK.set(Box::new(move |line: &str| {
+        let _ = writeln!(sink.make_writer(), "{line}");
+    }));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -24,4 +35,15 @@ where
         .with_ansi(false)
         .with_writer(writer)
         .try_init();
+}
+
+/// Writes one metrics line (CloudWatch Embedded Metric Format) to the log stream, outside the
+/// tracing JSON, as CloudWatch expects it.
+pub fn metrics_line(line: &str) {
+    match METRICS_SINK.get() {
+        Some(sink) => sink(line),
+        None => {
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+    }
 }

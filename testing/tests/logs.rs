@@ -76,6 +76,12 @@ async fn one_line_per_request_and_no_secrets() {
         .await
         .expect(200, None);
 
+    // The first key, two rotations old: theft, counted as key reuse.
+    service
+        .call("fetch", &Request::new("GET", "/broadcasts").bearer(&secrets[2]))
+        .await
+        .expect(401, Some("client_key_reused"));
+
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<Value> = text
         .lines()
@@ -85,7 +91,7 @@ async fn one_line_per_request_and_no_secrets() {
         .iter()
         .filter(|l| l["fields"]["message"] == "request")
         .collect();
-    assert_eq!(requests.len(), 7, "{text}");
+    assert_eq!(requests.len(), 8, "{text}");
     for line in &requests {
         let f = &line["fields"];
         assert!(
@@ -96,6 +102,23 @@ async fn one_line_per_request_and_no_secrets() {
     assert_eq!(requests[0]["fields"]["route"], "POST /login");
     assert_eq!(requests[0]["fields"]["account"], "wp/5");
     assert_eq!(requests[4]["fields"]["error"], "client_key_invalid");
+
+    // Each request also wrote its metrics in CloudWatch's embedded format.
+    let metrics: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    let published: Vec<&&Value> = metrics.iter().filter(|m| m["Function"] == "publish").collect();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["Published"], 1.0);
+    let fetched: Vec<&&Value> = metrics
+        .iter()
+        .filter(|m| m["Function"] == "fetch" && m.get("Fetched").is_some())
+        .collect();
+    assert_eq!(fetched.len(), 2);
+    assert_eq!(fetched[0]["Fetched"], 1.0);
+    assert_eq!(fetched[0]["Missed"], 0.0);
+    assert!(fetched[0]["RedisLatency"].as_f64().unwrap() > 0.0);
+    let declared = &fetched[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+    assert_eq!(declared.as_array().unwrap().len(), 3, "{declared}");
+    assert!(metrics.iter().any(|m| m["KeyReuse"] == 1.0), "key reuse is a metric");
     for secret in &secrets {
         assert!(!text.contains(secret.as_str()), "a secret is in the log");
         // Not even a recognisable part of one.

@@ -1,10 +1,8 @@
 //! The fetch function: `GET /broadcasts?since=<cursor>&limit=<n>` returns the events of the
 //! client key's account newer than the cursor, and the next client key.
 
-use std::time::Instant;
-
 use bcast_shared::domain::Page;
-use bcast_shared::http::{self, ApiError, InvalidEvent, Route};
+use bcast_shared::http::{self, ApiError, InvalidEvent, RequestLog, Route};
 use bcast_shared::{ClientNames, Config, Cursor, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -66,25 +64,22 @@ fn parameters(req: &Request) -> Result<(Option<Cursor>, Option<u64>), ApiError> 
 
 /// Serves one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let started = Instant::now();
-    let mut account = None;
+    let mut log = RequestLog::start("fetch");
     let result = match http::route(&req, &ROUTES) {
         Err(e) => Err(e),
-        Ok(_) => fetch(app, &req, &mut account).await,
+        Ok(_) => fetch(app, &req, &mut log).await,
     };
-    http::finish("GET /broadcasts", account.as_deref(), started, result)
+    log.finish("GET /broadcasts", result)
 }
 
-async fn fetch(
-    app: &App,
-    req: &Request,
-    account: &mut Option<String>,
-) -> Result<Response<Body>, ApiError> {
+async fn fetch(app: &App, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
     // Input is checked before the key is spent on a request that cannot succeed.
     let (since, limit) = parameters(req)?;
     let key = http::client_key(req, &app.clients)?;
-    *account = Some(key.account().to_string());
-    let (grant, page) = app.store.fetch(&key, since, limit).await?;
+    log.account = Some(key.account().to_string());
+    let (grant, page) = log.redis(app.store.fetch(&key, since, limit)).await?;
+    log.metrics.count("Fetched", page.events.len() as u64);
+    log.metrics.count("Missed", u64::from(page.missed));
     Ok(http::json(
         StatusCode::OK,
         &FetchResponse {

@@ -1,9 +1,7 @@
 //! The heartbeat function: `POST /heartbeat` keeps a session alive and online and says what is
 //! pending; `GET /presence/{client}/{account_id}` (backend-facing) lists who is online.
 
-use std::time::Instant;
-
-use bcast_shared::http::{self, ApiError, InvalidEvent, Route, SMALL_BODY_BYTES};
+use bcast_shared::http::{self, ApiError, InvalidEvent, RequestLog, Route, SMALL_BODY_BYTES};
 use bcast_shared::{Account, ClientNames, Config, Cursor, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -57,29 +55,28 @@ struct HeartbeatResponse {
 
 /// Serves one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let started = Instant::now();
-    let mut account = None;
+    let mut log = RequestLog::start("heartbeat");
     let (name, result) = match http::route(&req, &ROUTES) {
         Err(e) => ("unrouted", Err(e)),
         Ok((route, _)) if route.name == "POST /heartbeat" => {
-            (route.name, heartbeat(app, &req, &mut account).await)
+            (route.name, heartbeat(app, &req, &mut log).await)
         }
-        Ok((route, params)) => (route.name, presence(app, &req, &params, &mut account).await),
+        Ok((route, params)) => (route.name, presence(app, &req, &params, &mut log).await),
     };
-    http::finish(name, account.as_deref(), started, result)
+    log.finish(name, result)
 }
 
 async fn heartbeat(
     app: &App,
     req: &Request,
-    account: &mut Option<String>,
+    log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
     http::query(req)?;
     let body: Option<HeartbeatBody> = http::json_body(req, SMALL_BODY_BYTES)?;
     let since = body.and_then(|b| b.cursor);
     let key = http::client_key(req, &app.clients)?;
-    *account = Some(key.account().to_string());
-    let (grant, pulse) = app.store.heartbeat(&key, since).await?;
+    log.account = Some(key.account().to_string());
+    let (grant, pulse) = log.redis(app.store.heartbeat(&key, since)).await?;
     Ok(http::json(
         StatusCode::OK,
         &HeartbeatResponse {
@@ -96,7 +93,7 @@ async fn presence(
     app: &App,
     req: &Request,
     params: &[String],
-    account: &mut Option<String>,
+    log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
     http::query(req)?;
     let [client, id] = params else {
@@ -104,8 +101,8 @@ async fn presence(
     };
     let target =
         Account::parse(&app.clients, client, id).map_err(|e| ApiError::invalid(e.to_string()))?;
-    *account = Some(target.to_string());
-    let presence = app.store.presence(&target).await?;
+    log.account = Some(target.to_string());
+    let presence = log.redis(app.store.presence(&target)).await?;
     Ok(http::json(StatusCode::OK, &presence))
 }
 

@@ -4,10 +4,10 @@
 
 pub mod token;
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bcast_shared::config::ConfigError;
-use bcast_shared::http::{self, ApiError, InvalidEvent, Route};
+use bcast_shared::http::{self, ApiError, InvalidEvent, RequestLog, Route};
 use bcast_shared::{Account, ClientNames, Config, Cursor, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -71,33 +71,30 @@ fn now_secs() -> u64 {
 
 /// Serves one request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let started = Instant::now();
-    let (name, result, account) = match http::route(&req, &ROUTES) {
-        Err(e) => ("unrouted", Err(e), None),
+    let mut log = RequestLog::start("login");
+    let (name, result) = match http::route(&req, &ROUTES) {
+        Err(e) => ("unrouted", Err(e)),
         Ok((route, params)) => {
-            let mut account = None;
             let result = match route.name {
-                "POST /login" => login(app, &req, &mut account).await,
-                "POST /logout" => logout(app, &req, &mut account).await,
-                _ => revoke_all(app, &req, &params, &mut account).await,
+                "POST /login" => login(app, &req, &mut log).await,
+                "POST /logout" => logout(app, &req, &mut log).await,
+                _ => revoke_all(app, &req, &params, &mut log).await,
             };
-            (route.name, result, account)
+            (route.name, result)
         }
     };
-    http::finish(name, account.as_deref(), started, result)
+    log.finish(name, result)
 }
 
-async fn login(
-    app: &App,
-    req: &Request,
-    account: &mut Option<String>,
-) -> Result<Response<Body>, ApiError> {
+async fn login(app: &App, req: &Request, log: &mut RequestLog) -> Result<Response<Body>, ApiError> {
     http::query(req)?;
     let token = http::bearer(req)?;
     let claims = app.tokens.verify(token, now_secs())?;
-    *account = Some(claims.account.to_string());
+    log.account = Some(claims.account.to_string());
     let jti = claims.jti.as_ref().map(|(j, exp)| (j.as_str(), *exp));
-    let login = app.store.login(claims.account.clone(), jti).await?;
+    let login = log
+        .redis(app.store.login(claims.account.clone(), jti))
+        .await?;
     Ok(http::json(
         StatusCode::CREATED,
         &LoginResponse {
@@ -114,12 +111,12 @@ async fn login(
 async fn logout(
     app: &App,
     req: &Request,
-    account: &mut Option<String>,
+    log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
     http::query(req)?;
     let key = http::client_key(req, &app.clients)?;
-    *account = Some(key.account().to_string());
-    app.store.logout(&key).await?;
+    log.account = Some(key.account().to_string());
+    log.redis(app.store.logout(&key)).await?;
     Ok(http::no_content())
 }
 
@@ -127,7 +124,7 @@ async fn revoke_all(
     app: &App,
     req: &Request,
     params: &[String],
-    account: &mut Option<String>,
+    log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
     http::query(req)?;
     let [client, id] = params else {
@@ -135,8 +132,8 @@ async fn revoke_all(
     };
     let target =
         Account::parse(&app.clients, client, id).map_err(|e| ApiError::invalid(e.to_string()))?;
-    *account = Some(target.to_string());
-    app.store.revoke_all(&target).await?;
+    log.account = Some(target.to_string());
+    log.redis(app.store.revoke_all(&target)).await?;
     Ok(http::no_content())
 }
 

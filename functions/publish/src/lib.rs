@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bcast_shared::domain::{NewEvent, Published, MAX_BATCH};
-use bcast_shared::http::{self, ApiError, InvalidEvent, Route};
+use bcast_shared::http::{self, ApiError, InvalidEvent, RequestLog, Route};
+use bcast_shared::metrics::Metrics;
 use bcast_shared::{Account, ClientNames, Config, EventId, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -196,24 +197,24 @@ struct PublishResponse {
 
 /// Serves one API Gateway request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let started = Instant::now();
-    let mut account = None;
+    let mut log = RequestLog::start("publish");
     let result = match http::route(&req, &ROUTES) {
         Err(e) => Err(e),
-        Ok(_) => publish(app, &req, &mut account).await,
+        Ok(_) => publish(app, &req, &mut log).await,
     };
-    http::finish("POST /publish", account.as_deref(), started, result)
+    log.finish("POST /publish", result)
 }
 
 async fn publish(
     app: &App,
     req: &Request,
-    account: &mut Option<String>,
+    log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
     http::query(req)?;
     let events = parse_events(app, PublishBodyText::Request(req), None)?;
-    *account = events.first().map(|e| e.account.to_string());
-    let results = app.store.publish(events).await?;
+    log.account = events.first().map(|e| e.account.to_string());
+    let results = log.redis(app.store.publish(events)).await?;
+    count_published(&mut log.metrics, &results);
     Ok(http::json(StatusCode::OK, &PublishResponse { results }))
 }
 
@@ -236,6 +237,7 @@ pub async fn handle_sqs(app: &App, batch: SqsEvent) -> SqsBatchResponse {
 
 async fn publish_message(app: &App, message: &SqsMessage) -> bool {
     let started = Instant::now();
+    let mut log = RequestLog::start("publish");
     let message_id = message.message_id.as_deref().unwrap_or("");
     let result = async {
         if message_id.is_empty() {
@@ -243,14 +245,20 @@ async fn publish_message(app: &App, message: &SqsMessage) -> bool {
         }
         let body = message.body.as_deref().unwrap_or("");
         let events = parse_events(app, PublishBodyText::Text(body), Some(message_id))?;
-        let account = events.first().map(|e| e.account.to_string());
-        app.store.publish(events).await?;
-        Ok(account)
+        log.account = events.first().map(|e| e.account.to_string());
+        let results = log.redis(app.store.publish(events)).await?;
+        count_published(&mut log.metrics, &results);
+        Ok(())
     }
     .await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Err(ApiError::Unavailable) = result {
+        log.metrics.count("RedisErrors", 1);
+    }
+    log.emit_metrics();
+    let account = log.account.as_deref();
     match result {
-        Ok(account) => {
+        Ok(()) => {
             tracing::info!(
                 route = "SQS",
                 message_id,
@@ -266,6 +274,12 @@ async fn publish_message(app: &App, message: &SqsMessage) -> bool {
             false
         }
     }
+}
+
+fn count_published(metrics: &mut Metrics, results: &[Published]) {
+    let duplicates = results.iter().filter(|r| r.duplicate).count() as u64;
+    metrics.count("Published", results.len() as u64 - duplicates);
+    metrics.count("Duplicates", duplicates);
 }
 
 /// Just enough of a payload to tell an SQS batch from an API Gateway request.
