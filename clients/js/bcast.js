@@ -198,6 +198,19 @@ export class BcastClient {
     return this.#rotations;
   }
 
+  /**
+   * A short fingerprint of the current client key (8 hex digits of its SHA-256), to show that
+   * it rotates without showing the key. Null when logged out or without WebCrypto.
+   * @returns {Promise<string|null>}
+   */
+  async keyFingerprint() {
+    const key = this.#key;
+    const subtle = globalThis.crypto?.subtle;
+    if (!key || !subtle) return null;
+    const digest = await subtle.digest('SHA-256', new TextEncoder().encode(key));
+    return [...new Uint8Array(digest).slice(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
   /** Seconds between heartbeats, as the server last said. */
   get heartbeatInterval() {
     return this.#heartbeatInterval;
