@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use crate::metrics::Metrics;
 use crate::store::{PublishError, SessionError, StoreError};
-use crate::{ClientKey, ClientNames};
+use crate::{Account, ClientKey, ClientNames};
 
 /// Seconds a client should wait before retrying when Redis is unavailable.
 const UNAVAILABLE_RETRY_SECS: u64 = 1;
@@ -230,6 +230,14 @@ pub fn bearer(req: &Request) -> Result<&str, ApiError> {
 /// The client key of `Authorization: Bearer`, for every client-facing route after login.
 pub fn client_key(req: &Request, clients: &ClientNames) -> Result<ClientKey, ApiError> {
     ClientKey::parse(bearer(req)?, clients).map_err(|_| ApiError::ClientKeyInvalid)
+}
+
+/// The account of a backend route's `{client}/{account_id}` path parameters.
+pub fn path_account(params: &[String], clients: &ClientNames) -> Result<Account, ApiError> {
+    let [client, id] = params else {
+        return Err(ApiError::NotFound);
+    };
+    Account::parse(clients, client, id).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 /// Query parameter names that would carry a credential; secrets travel only in headers.

@@ -2,7 +2,7 @@
 //! pending; `GET /presence/{client}/{account_id}` (backend-facing) lists who is online.
 
 use bcast_shared::http::{self, ApiError, InvalidEvent, RequestLog, Route, SMALL_BODY_BYTES};
-use bcast_shared::{Account, ClientNames, Config, Cursor, Store};
+use bcast_shared::{ClientNames, Config, Cursor, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -96,11 +96,7 @@ async fn presence(
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
     http::query(req)?;
-    let [client, id] = params else {
-        return Err(ApiError::NotFound);
-    };
-    let target =
-        Account::parse(&app.clients, client, id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let target = http::path_account(params, &app.clients)?;
     log.account = Some(target.to_string());
     let presence = log.redis(app.store.presence(&target)).await?;
     Ok(http::json(StatusCode::OK, &presence))

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bcast_shared::config::ConfigError;
 use bcast_shared::http::{self, ApiError, InvalidEvent, RequestLog, Route};
-use bcast_shared::{Account, ClientNames, Config, Cursor, Store};
+use bcast_shared::{ClientNames, Config, Cursor, Store};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -127,11 +127,7 @@ async fn revoke_all(
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
     http::query(req)?;
-    let [client, id] = params else {
-        return Err(ApiError::NotFound);
-    };
-    let target =
-        Account::parse(&app.clients, client, id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let target = http::path_account(params, &app.clients)?;
     log.account = Some(target.to_string());
     log.redis(app.store.revoke_all(&target)).await?;
     Ok(http::no_content())
