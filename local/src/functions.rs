@@ -33,17 +33,45 @@ impl Function {
             Self::Heartbeat => "heartbeat",
         }
     }
+}
 
-    /// The function API Gateway routes `path` to (template.yaml's routes), by its first
-    /// segment. Unknown paths go to login, whose router answers 404.
-    pub fn for_path(path: &str) -> Self {
-        match path.split('/').find(|s| !s.is_empty()).unwrap_or("") {
-            "publish" => Self::Publish,
-            "broadcasts" => Self::Fetch,
-            "heartbeat" | "presence" => Self::Heartbeat,
-            _ => Self::Login,
-        }
-    }
+/// Where API Gateway sends a request: the function, and whether the route is backend-facing
+/// (`AWS_IAM` in template.yaml; bcast-local serves those to loopback clients only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub function: Function,
+    pub backend: bool,
+}
+
+/// The route `path` matches, exactly as API Gateway matches template.yaml's routes: the whole
+/// path, segment by segment (`{}` is one parameter). The functions themselves match routes
+/// from the end of the path (to allow a stage prefix), so nothing else may reach them, or
+/// `/heartbeat/presence/wp/1` would be a backend route in disguise.
+pub fn route(path: &str) -> Option<Target> {
+    const ROUTES: [(&[&str], Function, bool); 7] = [
+        (&["login"], Function::Login, false),
+        (&["logout"], Function::Login, false),
+        (&["sessions", "{}", "{}"], Function::Login, true),
+        (&["publish"], Function::Publish, true),
+        (&["broadcasts"], Function::Fetch, false),
+        (&["heartbeat"], Function::Heartbeat, false),
+        (&["presence", "{}", "{}"], Function::Heartbeat, true),
+    ];
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    ROUTES.iter().find_map(|(pattern, function, backend)| {
+        let matches = pattern.len() == segments.len()
+            && pattern.iter().zip(&segments).all(|(p, s)| {
+                if *p == "{}" {
+                    *s != "." && *s != ".."
+                } else {
+                    p == s
+                }
+            });
+        matches.then_some(Target {
+            function: *function,
+            backend: *backend,
+        })
+    })
 }
 
 impl fmt::Display for Function {
@@ -63,15 +91,6 @@ impl FromStr for Function {
                 format!("unknown function {s:?}: expected login, publish, fetch or heartbeat")
             })
     }
-}
-
-/// Whether `path` is a backend-facing route (`AWS_IAM` in template.yaml), which bcast-local
-/// serves to loopback clients only. `/_local/` (token minting) is one too.
-pub fn is_backend_path(path: &str) -> bool {
-    matches!(
-        path.split('/').find(|s| !s.is_empty()).unwrap_or(""),
-        "publish" | "presence" | "sessions" | "_local"
-    )
 }
 
 /// The configuration of a local run.
@@ -174,38 +193,35 @@ mod tests {
 
     #[test]
     fn paths_go_to_the_function_template_yaml_names() {
-        assert_eq!(Function::for_path("/login"), Function::Login);
-        assert_eq!(Function::for_path("/logout"), Function::Login);
-        assert_eq!(Function::for_path("/sessions/wp/1"), Function::Login);
-        assert_eq!(Function::for_path("/publish"), Function::Publish);
-        assert_eq!(Function::for_path("/broadcasts"), Function::Fetch);
-        assert_eq!(Function::for_path("/heartbeat"), Function::Heartbeat);
-        assert_eq!(Function::for_path("/presence/wp/1"), Function::Heartbeat);
-        assert_eq!(Function::for_path("/nope"), Function::Login);
+        let to = |path| route(path).map(|t| (t.function, t.backend));
+        assert_eq!(to("/login"), Some((Function::Login, false)));
+        assert_eq!(to("/logout"), Some((Function::Login, false)));
+        assert_eq!(to("/sessions/wp/1"), Some((Function::Login, true)));
+        assert_eq!(to("/publish"), Some((Function::Publish, true)));
+        assert_eq!(to("/publish/"), Some((Function::Publish, true)));
+        assert_eq!(to("/broadcasts"), Some((Function::Fetch, false)));
+        assert_eq!(to("/heartbeat"), Some((Function::Heartbeat, false)));
+        assert_eq!(to("/presence/wp/1"), Some((Function::Heartbeat, true)));
         assert_eq!("fetch".parse::<Function>(), Ok(Function::Fetch));
         assert!("sqs".parse::<Function>().is_err());
     }
 
     #[test]
-    fn backend_routes_are_known() {
-        for path in [
-            "/publish",
-            "/presence/wp/1",
-            "/sessions/wp/1",
-            "/_local/token",
-            "//publish",
-        ] {
-            assert!(is_backend_path(path), "{path}");
-        }
+    fn only_whole_paths_match() {
         for path in [
             "/",
-            "/login",
-            "/logout",
-            "/broadcasts",
-            "/heartbeat",
-            "/bcast.js",
+            "/nope",
+            "/heartbeat/presence/wp/1",
+            "/login/sessions/wp/1",
+            "/prod/publish",
+            "/broadcasts/x",
+            "/presence/wp",
+            "/presence/wp/1/2",
+            "/presence/../1",
+            "/%70ublish",
+            "/_local/token",
         ] {
-            assert!(!is_backend_path(path), "{path}");
+            assert_eq!(route(path), None, "{path}");
         }
     }
 

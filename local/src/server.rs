@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::functions::{is_backend_path, Function, Functions};
+use crate::functions::{self, Functions};
 use crate::gateway::{self, Incoming};
 use crate::web;
 
@@ -113,7 +113,12 @@ where
             }
         };
     }
-    if is_backend_path(&path) && !loopback(peer.ip()) {
+    let target = functions::route(&path);
+    let local_token = path == "/_local/token";
+    if target.is_none() && !local_token {
+        return problem(StatusCode::NOT_FOUND, "not_found", "no such route");
+    }
+    if (local_token || target.is_some_and(|t| t.backend)) && !loopback(peer.ip()) {
         return problem(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -138,9 +143,9 @@ where
             )
         }
     };
-    if path == "/_local/token" {
+    let Some(target) = target else {
         return mint_token(state, &parts.method, &body);
-    }
+    };
     let event = gateway::v2_event(&Incoming {
         method: &parts.method,
         path: &path,
@@ -149,7 +154,7 @@ where
         body: &body,
         peer: peer.ip(),
     });
-    let function = Function::for_path(&path);
+    let function = target.function;
     let response = match state.functions.invoke(function, &event.to_string()).await {
         Ok(response) => response,
         Err(e) => {
@@ -300,5 +305,79 @@ mod tests {
         assert!(!loopback(IpAddr::from([192, 168, 1, 20])));
         assert!(!loopback("::ffff:192.168.1.20".parse().unwrap()));
         assert!(!loopback("2001:db8::1".parse().unwrap()));
+    }
+
+    fn state() -> State {
+        // Redis is never reached: the port is closed and these requests stop before it.
+        let local =
+            crate::functions::LocalConfig::from_lookup(|_| None, Some("redis://127.0.0.1:1"))
+                .unwrap();
+        State {
+            functions: Functions::new(&local.config).unwrap(),
+            signing_secret: local.signing_secret().map(str::to_owned),
+            clients: local.config.clients.clone(),
+            max_token_secs: 300,
+        }
+    }
+
+    async fn status(state: &State, peer: [u8; 4], method: &str, path: &str, body: &str) -> u16 {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        handle(state, SocketAddr::from((peer, 40000)), req)
+            .await
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn backend_routes_answer_loopback_clients_only() {
+        let state = state();
+        let token = r#"{"client":"wp","account_id":"1"}"#;
+        let lan = [192, 168, 1, 20];
+        for (method, path, body) in [
+            ("POST", "/publish", "{}"),
+            ("GET", "/presence/wp/1", ""),
+            ("DELETE", "/sessions/wp/1", ""),
+            ("POST", "/_local/token", token),
+        ] {
+            assert_eq!(
+                status(&state, lan, method, path, body).await,
+                403,
+                "{method} {path}"
+            );
+        }
+        // The functions match routes from the end of the path; such paths are not routed.
+        for (method, path) in [
+            ("GET", "/heartbeat/presence/wp/1"),
+            ("DELETE", "/login/sessions/wp/1"),
+            ("POST", "/x/publish"),
+        ] {
+            assert_eq!(
+                status(&state, lan, method, path, "").await,
+                404,
+                "{method} {path}"
+            );
+        }
+        // Client routes and the page are open to everyone.
+        assert_eq!(status(&state, lan, "GET", "/broadcasts", "").await, 401);
+        assert_eq!(status(&state, lan, "POST", "/login", "").await, 401);
+        assert_eq!(status(&state, lan, "GET", "/", "").await, 200);
+        // From loopback the backend routes work.
+        assert_eq!(
+            status(&state, [127, 0, 0, 1], "POST", "/_local/token", token).await,
+            201
+        );
+        assert_eq!(
+            status(&state, [127, 0, 0, 1], "POST", "/publish", "x").await,
+            415
+        );
+        assert_eq!(
+            status(&state, [127, 0, 0, 1], "PUT", "/_local/token", "").await,
+            405
+        );
+        assert_eq!(status(&state, [127, 0, 0, 1], "POST", "/", "").await, 405);
     }
 }
