@@ -243,19 +243,81 @@ impl Store {
 
     /// Runs the calls: one pipeline on a single node. A cluster pipeline must stay in one slot
     /// and each call is one account's slot, so there the calls go out side by side instead.
+    ///
+    /// A failure that comes fast is retried with backoff, at most twice: errors that say the
+    /// calls did not run (`READONLY`, `LOADING`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, a refused
+    /// connection) for every call, and a connection lost mid-call only for calls that are safe
+    /// to repeat (all but login and logout: publishes carry their ids, so a repeat is a
+    /// duplicate; a repeated rotation is answered by the grace period with the same successor).
+    /// A timeout is not retried: the response timeout is the request's budget. `READONLY` on a
+    /// single node means the endpoint now names another server (a failover): the connection is
+    /// closed so the retry reconnects. A cluster connection follows `MOVED`, `ASK` and
+    /// `READONLY` itself.
     async fn run(&self, calls: &[Call<'_>]) -> Result<Vec<Value>, StoreError> {
-        if matches!(self.conn, Connection::Cluster(_)) && calls.len() > 1 {
-            let replies = futures::future::join_all(
-                calls.iter().map(|c| self.pipeline(std::slice::from_ref(c))),
-            )
-            .await;
-            let mut values = Vec::with_capacity(calls.len());
-            for reply in replies {
-                values.extend(reply?);
+        const BACKOFF_MS: [u64; 2] = [25, 100];
+        const FAST: std::time::Duration = std::time::Duration::from_millis(250);
+        let repeatable = calls.iter().all(|c| {
+            !std::ptr::eq(c.script, &self.scripts.login)
+                && !std::ptr::eq(c.script, &self.scripts.logout)
+        });
+        let mut attempt = 0;
+        loop {
+            let started = tokio::time::Instant::now();
+            let result = if matches!(self.conn, Connection::Cluster(_)) && calls.len() > 1 {
+                let replies = futures::future::join_all(
+                    calls.iter().map(|c| self.pipeline(std::slice::from_ref(c))),
+                )
+                .await;
+                let mut values = Vec::with_capacity(calls.len());
+                let mut failed = None;
+                for reply in replies {
+                    match reply {
+                        Ok(v) => values.extend(v),
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                }
+                failed.map_or(Ok(values), Err)
+            } else {
+                self.pipeline(calls).await
+            };
+            let e = match result {
+                Err(StoreError::Redis(e)) => e,
+                other => return other,
+            };
+            let not_run = e.is_connection_refusal()
+                || matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(
+                        ServerErrorKind::ReadOnly
+                            | ServerErrorKind::BusyLoading
+                            | ServerErrorKind::TryAgain
+                            | ServerErrorKind::ClusterDown
+                            | ServerErrorKind::MasterDown
+                    )
+                );
+            let lost = e.is_connection_dropped() && !e.is_timeout();
+            if attempt >= BACKOFF_MS.len()
+                || started.elapsed() > FAST
+                || !(not_run || (lost && repeatable))
+            {
+                return Err(e.into());
             }
-            return Ok(values);
+            if e.kind() == redis::ErrorKind::Server(ServerErrorKind::ReadOnly) {
+                if let Connection::Single(conn) = &self.conn {
+                    // The server closes the connection after QUIT; the PING that then fails
+                    // makes the manager reconnect, resolving the endpoint again.
+                    let mut conn = conn.clone();
+                    let _: redis::RedisResult<Value> =
+                        redis::cmd("QUIT").query_async(&mut conn).await;
+                    let _: redis::RedisResult<Value> =
+                        redis::cmd("PING").query_async(&mut conn).await;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(BACKOFF_MS[attempt])).await;
+            attempt += 1;
         }
-        self.pipeline(calls).await
     }
 
     /// Runs the calls in one pipeline. A script the server has lost (flush, failover) is loaded

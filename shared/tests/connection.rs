@@ -86,3 +86,28 @@ async fn the_same_store_works_again_after_redis_restarts() {
     let page = store.read(&event().account, None, None).await.unwrap();
     assert_eq!(page.events.len(), 1);
 }
+
+#[tokio::test]
+async fn a_restart_between_requests_is_retried_away() {
+    let mut server = RedisServer::start();
+    let store = store(
+        &server,
+        &[
+            ("REDIS_RESPONSE_TIMEOUT_MS", "300"),
+            ("REDIS_CONNECT_TIMEOUT_MS", "300"),
+        ],
+    );
+    publish(&store).await.unwrap();
+    // The connection the store holds is now dead; the first request finds out and, as a
+    // publish is safe to repeat (its id makes a repeat a duplicate), retries on a new one.
+    server.restart();
+    let started = Instant::now();
+    publish(&store).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let page = store.read(&event().account, None, None).await.unwrap();
+    assert_eq!(
+        page.events.len(),
+        1,
+        "the restarted server is empty but for the retry"
+    );
+}

@@ -139,6 +139,21 @@ impl RedisCluster {
         self.index_of(master)
     }
 
+    /// The index of a running replica of the master at `master`.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let master_port = self.nodes[master].port().to_string();
+        self.nodes
+            .iter()
+            .position(|n| {
+                n.is_running()
+                    && sync_query::<String>(n.port(), &["INFO", "replication"]).is_ok_and(|i| {
+                        i.contains("role:slave")
+                            && i.contains(&format!("master_port:{master_port}\r\n"))
+                    })
+            })
+            .unwrap_or_else(|| panic!("node {master} has no running replica"))
+    }
+
     fn index_of(&self, port: u16) -> usize {
         self.nodes
             .iter()

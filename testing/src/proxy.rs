@@ -11,6 +11,7 @@ use std::time::Duration;
 /// passing on each chunk in either direction. Stopped (listener and every connection) on drop.
 pub struct DelayProxy {
     port: u16,
+    target: Arc<AtomicU64>,
     delay_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
@@ -27,17 +28,20 @@ impl DelayProxy {
             .unwrap_or_else(|e| panic!("proxy: {e}"))
             .port();
         let delay_ms = Arc::new(AtomicU64::new(0));
+        let target = Arc::new(AtomicU64::new(u64::from(target)));
         let stop = Arc::new(AtomicBool::new(false));
         let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let acceptor = {
             let (delay_ms, stop, streams) = (delay_ms.clone(), stop.clone(), streams.clone());
+            let target = target.clone();
             thread::spawn(move || {
                 for client in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(client) = client else { continue };
-                    let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    let port = target.load(Ordering::SeqCst) as u16;
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
                         let _ = client.shutdown(Shutdown::Both);
                         continue;
                     };
@@ -62,6 +66,7 @@ impl DelayProxy {
         };
         Self {
             port,
+            target,
             delay_ms,
             stop,
             streams,
@@ -75,6 +80,12 @@ impl DelayProxy {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends new connections to `port` from now on; open ones stay where they are, as after a
+    /// DNS switch of a primary endpoint.
+    pub fn set_target(&self, port: u16) {
+        self.target.store(u64::from(port), Ordering::SeqCst);
     }
 
     /// Delay applied from now on to every chunk forwarded.

@@ -2,8 +2,8 @@
 //! `REDIS_CLUSTER=true`. The same test code runs on both; the helpers here hide the difference
 //! (commands that must reach every node, statistics summed across the masters).
 
-use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bcast_shared::Config;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -31,7 +31,7 @@ enum Kind {
 pub struct TestRedis {
     kind: Kind,
     /// CROSSSLOT errors counted before a statistics reset.
-    crossslot: Cell<u64>,
+    crossslot: AtomicU64,
 }
 
 impl TestRedis {
@@ -62,7 +62,7 @@ impl TestRedis {
     fn wrap(kind: Kind) -> Self {
         Self {
             kind,
-            crossslot: Cell::new(0),
+            crossslot: AtomicU64::new(0),
         }
     }
 
@@ -166,7 +166,7 @@ impl TestRedis {
     /// `CONFIG RESETSTAT` on every running node.
     pub fn reset_stats(&self) {
         let crossslot = self.error_counts().get("CROSSSLOT").copied().unwrap_or(0);
-        self.crossslot.set(self.crossslot.get() + crossslot);
+        self.crossslot.fetch_add(crossslot, Ordering::SeqCst);
         self.on_each(&self.running_ports(), &["CONFIG", "RESETSTAT"]);
     }
 
@@ -195,7 +195,8 @@ impl TestRedis {
 
     /// CROSSSLOT errors answered by any node since start.
     pub fn crossslot_errors(&self) -> u64 {
-        self.crossslot.get() + self.error_counts().get("CROSSSLOT").copied().unwrap_or(0)
+        self.crossslot.load(Ordering::SeqCst)
+            + self.error_counts().get("CROSSSLOT").copied().unwrap_or(0)
     }
 
     /// Stops the server, or every node of the cluster, abruptly.

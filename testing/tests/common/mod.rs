@@ -4,11 +4,23 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bcast_shared::{Config, Store};
 use bcast_testing::{Target, TestRedis};
 use serde_json::{json, Value};
+
+/// The four function apps, shareable across tasks.
+#[derive(Clone)]
+pub struct Functions(Arc<Apps>);
+
+struct Apps {
+    login: bcast_login::App,
+    publish: bcast_publish::App,
+    fetch: bcast_fetch::App,
+    heartbeat: bcast_heartbeat::App,
+}
 
 pub struct Service {
     /// One redis-server, or a local cluster under `REDIS_CLUSTER=true`.
@@ -17,10 +29,7 @@ pub struct Service {
     pub config: Config,
     /// The HS256 login secret of this run: random, never valid anywhere else.
     pub secret: String,
-    login: bcast_login::App,
-    publish: bcast_publish::App,
-    fetch: bcast_fetch::App,
-    heartbeat: bcast_heartbeat::App,
+    functions: Functions,
 }
 
 pub fn now_secs() -> u64 {
@@ -48,16 +57,24 @@ impl Service {
         all.extend_from_slice(vars);
         let config = server.config(&all);
         let store = Store::open(&config).unwrap();
-        Self {
+        let functions = Functions(Arc::new(Apps {
             login: bcast_login::App::new(&config, store.clone()).unwrap(),
             publish: bcast_publish::App::new(&config, store.clone()),
             fetch: bcast_fetch::App::new(&config, store.clone()),
             heartbeat: bcast_heartbeat::App::new(&config, store.clone()),
+        }));
+        Self {
+            functions,
             server,
             store,
             config,
             secret,
         }
+    }
+
+    /// The function apps, to call from other tasks.
+    pub fn functions(&self) -> Functions {
+        self.functions.clone()
     }
 
     /// Runs `function` on one payload, as its Lambda would.
@@ -66,25 +83,17 @@ impl Service {
         function: &str,
         event: &str,
     ) -> Result<Value, bcast_shared::http::InvalidEvent> {
-        match function {
-            "login" => bcast_login::invoke(&self.login, event).await,
-            "publish" => bcast_publish::invoke(&self.publish, event).await,
-            "fetch" => bcast_fetch::invoke(&self.fetch, event).await,
-            "heartbeat" => bcast_heartbeat::invoke(&self.heartbeat, event).await,
-            other => panic!("no function {other}"),
-        }
+        self.functions.invoke_raw(function, event).await
     }
 
     /// Runs `function` on one event that must be valid.
     pub async fn invoke(&self, function: &str, event: &str) -> Value {
-        self.invoke_raw(function, event)
-            .await
-            .unwrap_or_else(|e| panic!("{function}: {e}"))
+        self.functions.invoke(function, event).await
     }
 
     /// Calls `function` with a request and reads the gateway response.
     pub async fn call(&self, function: &str, request: &Request) -> Reply {
-        Reply::from(&self.invoke(function, &request.v2()).await)
+        self.functions.call(function, request).await
     }
 
     /// A fresh single-use login token for (client, account).
@@ -109,6 +118,36 @@ impl Service {
             .grant
             .client_key
             .reveal()
+    }
+}
+
+impl Functions {
+    /// Runs `function` on one payload, as its Lambda would.
+    pub async fn invoke_raw(
+        &self,
+        function: &str,
+        event: &str,
+    ) -> Result<Value, bcast_shared::http::InvalidEvent> {
+        let apps = &self.0;
+        match function {
+            "login" => bcast_login::invoke(&apps.login, event).await,
+            "publish" => bcast_publish::invoke(&apps.publish, event).await,
+            "fetch" => bcast_fetch::invoke(&apps.fetch, event).await,
+            "heartbeat" => bcast_heartbeat::invoke(&apps.heartbeat, event).await,
+            other => panic!("no function {other}"),
+        }
+    }
+
+    /// Runs `function` on one event that must be valid.
+    pub async fn invoke(&self, function: &str, event: &str) -> Value {
+        self.invoke_raw(function, event)
+            .await
+            .unwrap_or_else(|e| panic!("{function}: {e}"))
+    }
+
+    /// Calls `function` with a request and reads the gateway response.
+    pub async fn call(&self, function: &str, request: &Request) -> Reply {
+        Reply::from(&self.invoke(function, &request.v2()).await)
     }
 }
 
