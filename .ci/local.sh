@@ -52,6 +52,13 @@ redis_port="$(sed -n 's/.*redis-server on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log"
 status="$(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:3000/login -H "Authorization: Bearer $token")"
 [ "$status" = 201 ] || { cat "$log"; echo "POST /login answered $status"; exit 1; }
 echo "POST /login with the banner's token: $status"
+# The README's curl session, as written, against it.
+awk '/^## A session with curl/{f=1} f&&/^```sh/{g=1;next} g&&/^```/{exit} g' README.md >"$log.session"
+session="$(bash -euo pipefail "$log.session" 2>&1)" || { echo "$session"; echo "the README's curl session failed"; exit 1; }
+grep -q '"data":{"hello": "world"}' <<<"$session" || { echo "$session"; echo "the curl session fetched no event"; exit 1; }
+grep -q '"heartbeat_interval":' <<<"$session" || { echo "$session"; echo "the curl session's heartbeat failed"; exit 1; }
+echo "the README's curl session: token, login, publish, fetch, heartbeat all answered"
+rm -f "$log.session"
 kill -INT "$pid"
 code=0
 wait "$pid" || code=$?
@@ -73,4 +80,4 @@ grep -q "redis-server was not found" <<<"$out" || { echo "$out"; exit 1; }
 grep -q "REDIS_URL=" <<<"$out" || { echo "$out"; exit 1; }
 echo "exit $code with: $(head -n1 <<<"$out")"
 
-echo "local: 4 passed, 0 failed"
+echo "local: 5 passed, 0 failed"
