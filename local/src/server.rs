@@ -91,6 +91,23 @@ fn loopback(ip: IpAddr) -> bool {
     ip.to_canonical().is_loopback()
 }
 
+/// Whether the `Host` header names this machine by `localhost` or an IP address. A web page
+/// on another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own name,
+/// so it cannot reach the backend routes through the developer's browser.
+fn local_host(headers: &hyper::http::HeaderMap) -> bool {
+    let Some(host) = headers
+        .get(hyper::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
 /// Answers one request from `peer`.
 pub async fn handle<B>(state: &State, peer: SocketAddr, req: Request<B>) -> HttpResponse
 where
@@ -118,11 +135,19 @@ where
     if target.is_none() && !local_token {
         return problem(StatusCode::NOT_FOUND, "not_found", "no such route");
     }
-    if (local_token || target.is_some_and(|t| t.backend)) && !loopback(peer.ip()) {
+    let backend = local_token || target.is_some_and(|t| t.backend);
+    if backend && !loopback(peer.ip()) {
         return problem(
             StatusCode::FORBIDDEN,
             "forbidden",
             "backend routes (publish, presence, sessions) answer loopback clients only",
+        );
+    }
+    if backend && !local_host(req.headers()) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "backend routes answer requests for localhost or an IP address only",
         );
     }
     let (parts, body) = req.into_parts();
@@ -157,8 +182,9 @@ where
     let function = target.function;
     let response = match state.functions.invoke(function, &event.to_string()).await {
         Ok(response) => response,
-        Err(e) => {
-            tracing::warn!(function = function.name(), error = %e, "event refused");
+        Err(_) => {
+            // The detail could quote the request; it is not logged.
+            tracing::warn!(function = function.name(), "event refused");
             return problem(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -332,6 +358,23 @@ mod tests {
             .as_u16()
     }
 
+    #[test]
+    fn backend_routes_need_a_local_host_name() {
+        let host = |h: &str| {
+            let mut headers = hyper::http::HeaderMap::new();
+            headers.insert("host", HeaderValue::from_str(h).unwrap());
+            local_host(&headers)
+        };
+        assert!(host("127.0.0.1:3000"));
+        assert!(host("localhost:3000"));
+        assert!(host("LOCALHOST"));
+        assert!(host("[::1]:3000"));
+        assert!(host("192.168.1.5:3000"));
+        assert!(!host("evil.example:3000"));
+        assert!(!host("localhost.evil.example"));
+        assert!(local_host(&hyper::http::HeaderMap::new()));
+    }
+
     #[tokio::test]
     async fn backend_routes_answer_loopback_clients_only() {
         let state = state();
@@ -379,5 +422,14 @@ mod tests {
             405
         );
         assert_eq!(status(&state, [127, 0, 0, 1], "POST", "/", "").await, 405);
+        // A page on another site re-pointed at 127.0.0.1 (DNS rebinding) is refused.
+        let req = Request::builder()
+            .method("POST")
+            .uri("/_local/token")
+            .header("host", "evil.example:3000")
+            .body(Full::new(Bytes::from(token)))
+            .unwrap();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
+        assert_eq!(handle(&state, peer, req).await.status(), 403);
     }
 }
