@@ -16,8 +16,13 @@ export const binary = process.env.BCAST_LOCAL_BIN ?? path.join(repo, 'target/deb
  * @param {Record<string, string>} [env]  Extra environment (BCAST_MAX_EVENTS, ...).
  */
 export async function startServer(env = {}) {
-  const childEnv = { ...process.env, RUST_LOG: 'warn', ...env };
-  if (!('REDIS_URL' in env)) delete childEnv.REDIS_URL;
+  // Only the settings a test asks for: none of the machine's bcast variables leak in.
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !/^(REDIS_|BCAST_|LOGIN_|CLIENT_KEY|ROTATION|HEARTBEAT_|PRESENCE_|RATE_LIMIT|SESSION_|RUST_LOG)/.test(name),
+    ),
+  );
+  const childEnv = { ...inherited, RUST_LOG: 'warn', ...env };
   const child = spawn(binary, ['serve', '--port', '0'], {
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],

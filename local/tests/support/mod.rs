@@ -21,13 +21,19 @@ pub fn repo() -> PathBuf {
 pub fn command() -> Command {
     let mut cmd = Command::new(BIN);
     for (name, _) in std::env::vars() {
-        if name.starts_with("REDIS_")
-            || name.starts_with("BCAST_")
-            || name.starts_with("LOGIN_")
-            || name == "CLIENT_KEY"
-            || name == "ROTATION"
-            || name == "RUST_LOG"
-        {
+        const PREFIXES: [&str; 10] = [
+            "REDIS_",
+            "BCAST_",
+            "LOGIN_",
+            "CLIENT_KEY",
+            "ROTATION",
+            "HEARTBEAT_",
+            "PRESENCE_",
+            "RATE_LIMIT",
+            "SESSION_",
+            "RUST_LOG",
+        ];
+        if PREFIXES.iter().any(|p| name.starts_with(p)) {
             cmd.env_remove(name);
         }
     }
