@@ -385,8 +385,8 @@ pub fn script_commands() -> std::collections::HashSet<String> {
 }
 
 /// Commands sent by clients, from `INFO commandstats` calls: everything except what the
-/// scripts call inside Redis and the harness's own bookkeeping (INFO, CONFIG RESETSTAT,
-/// CLUSTER INFO/NODES/KEYSLOT). With the connection warm, this is the round trips.
+/// scripts call inside Redis, the harness's own bookkeeping (INFO, CONFIG RESETSTAT,
+/// CLUSTER INFO/NODES/KEYSLOT) and replication traffic (REPLCONF ACK from replicas). With the connection warm, this is the round trips.
 pub fn client_commands(calls: &HashMap<String, u64>) -> u64 {
     let inside = script_commands();
     calls
@@ -400,6 +400,9 @@ pub fn client_commands(calls: &HashMap<String, u64>) -> u64 {
                         | "cluster|info"
                         | "cluster|nodes"
                         | "cluster|keyslot"
+                        // Replicas acknowledging the replication stream to their master.
+                        | "replconf"
+                        | "psync"
                 )
         })
         .map(|(_, n)| *n)
