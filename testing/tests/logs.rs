@@ -78,7 +78,10 @@ async fn one_line_per_request_and_no_secrets() {
 
     // The first key, two rotations old: theft, counted as key reuse.
     service
-        .call("fetch", &Request::new("GET", "/broadcasts").bearer(&secrets[2]))
+        .call(
+            "fetch",
+            &Request::new("GET", "/broadcasts").bearer(&secrets[2]),
+        )
         .await
         .expect(401, Some("client_key_reused"));
 
@@ -105,7 +108,10 @@ async fn one_line_per_request_and_no_secrets() {
 
     // Each request also wrote its metrics in CloudWatch's embedded format.
     let metrics: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
-    let published: Vec<&&Value> = metrics.iter().filter(|m| m["Function"] == "publish").collect();
+    let published: Vec<&&Value> = metrics
+        .iter()
+        .filter(|m| m["Function"] == "publish")
+        .collect();
     assert_eq!(published.len(), 1);
     assert_eq!(published[0]["Published"], 1.0);
     let fetched: Vec<&&Value> = metrics
@@ -118,7 +124,10 @@ async fn one_line_per_request_and_no_secrets() {
     assert!(fetched[0]["RedisLatency"].as_f64().unwrap() > 0.0);
     let declared = &fetched[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"];
     assert_eq!(declared.as_array().unwrap().len(), 3, "{declared}");
-    assert!(metrics.iter().any(|m| m["KeyReuse"] == 1.0), "key reuse is a metric");
+    assert!(
+        metrics.iter().any(|m| m["KeyReuse"] == 1.0),
+        "key reuse is a metric"
+    );
     for secret in &secrets {
         assert!(!text.contains(secret.as_str()), "a secret is in the log");
         // Not even a recognisable part of one.

@@ -25,7 +25,10 @@ fn template_routes() -> Vec<(String, String, String)> {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda")
+        );
         let binary = resource["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
             .expect("Binary")
@@ -59,7 +62,10 @@ fn openapi_documents_exactly_the_templates_routes() {
     for (path, item) in openapi["paths"].as_mapping().expect("paths") {
         for method in ["get", "post", "put", "delete", "patch"] {
             if !item[method].is_null() {
-                documented.insert((method.to_ascii_uppercase(), path.as_str().unwrap().to_owned()));
+                documented.insert((
+                    method.to_ascii_uppercase(),
+                    path.as_str().unwrap().to_owned(),
+                ));
             }
         }
     }
@@ -77,7 +83,9 @@ fn backend_routes_require_iam() {
         for (_, event) in events {
             let path = event["Properties"]["Path"].as_str().unwrap_or("");
             let iam = event["Properties"]["Auth"]["Authorizer"].as_str() == Some("AWS_IAM");
-            let backend = path == "/publish" || path.starts_with("/presence") || path.starts_with("/sessions");
+            let backend = path == "/publish"
+                || path.starts_with("/presence")
+                || path.starts_with("/sessions");
             if event["Type"].as_str() == Some("HttpApi") {
                 assert_eq!(iam, backend, "{path}");
             }
