@@ -325,6 +325,59 @@ test('Ctrl-C stops bcast-local and its private redis-server', async () => {
   assert.match(server.stderr(), /private redis-server is stopped/);
 });
 
+test('with rotation off the key stays and nothing counts as a rotation', async () => {
+  const server = await startServer({ ROTATION: 'off' });
+  try {
+    const calls = [];
+    const client = new BcastClient({ baseUrl: server.url, fetch: recordingFetch(calls) });
+    const account = accountId();
+    await client.login(await server.token('wp', account));
+    await server.publish({ client: 'wp', account_id: account, data: 'x' });
+    assert.deepEqual((await client.poll()).events.map((e) => e.data), ['x']);
+    await client.heartbeat();
+    await client.poll();
+    assert.equal(client.rotations, 0);
+    assert.equal(new Set(calls.slice(1).map((c) => c.auth)).size, 1);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a lost answer is retried with the same key, and the grace period keeps the session and the event', async () => {
+  const server = await startServer();
+  try {
+    const calls = [];
+    let drop = true;
+    // The first poll reaches the server (which reads the event and rotates the key), but its
+    // answer is lost on the way back.
+    const lossy = async (url, init) => {
+      const response = await fetch(url, init);
+      if (drop && String(url).includes('/broadcasts')) {
+        drop = false;
+        throw new TypeError('fetch failed');
+      }
+      return response;
+    };
+    const errors = [];
+    const client = new BcastClient({ baseUrl: server.url, fetch: recordingFetch(calls, lossy), onError: (e) => errors.push(e) });
+    const account = accountId();
+    await client.login(await server.token('wp', account));
+    await server.publish({ client: 'wp', account_id: account, data: 'kept' });
+    await assert.rejects(client.poll(), (e) => e.code === 'network' && e.status === 0 && e.transient);
+    assert.equal(errors[0].code, 'network');
+    const page = await client.poll();
+    assert.deepEqual(page.events.map((e) => e.data), ['kept'], 'the event read by the lost answer comes again');
+    const polls = calls.filter((c) => c.url.includes('/broadcasts'));
+    assert.equal(polls[1].auth, polls[0].auth, 'the retry carried the same key');
+    assert.equal(client.rotations, 1);
+    await client.heartbeat();
+    assert.equal(client.loggedIn, true);
+    assert.equal(client.rotations, 2);
+  } finally {
+    await server.stop();
+  }
+});
+
 test('parseRetryAfter reads seconds and dates', () => {
   assert.equal(parseRetryAfter('7'), 7);
   assert.equal(parseRetryAfter(null), null);
