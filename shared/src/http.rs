@@ -381,14 +381,28 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<Opt
         .map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
 }
 
-/// The path's segments after any API Gateway stage prefix, matched from the end against the
-/// routes a function serves.
+/// The path's segments, without the API Gateway stage that `lambda_http` puts in front of the
+/// path for a named stage.
 pub fn segments(req: &Request) -> Vec<&str> {
-    req.uri()
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.as_deref(),
+        _ => None,
+    };
+    let mut segments: Vec<&str> = req
+        .uri()
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
-        .collect()
+        .collect();
+    if let (Some(stage), Some(first)) = (stage, segments.first()) {
+        if *first == stage && stage != "$default" {
+            segments.remove(0);
+        }
+    }
+    segments
 }
 
 /// A route a function serves: method, path pattern (`{}` for a parameter), and its name in logs.
@@ -404,11 +418,11 @@ pub fn route<'r>(req: &Request, routes: &'r [Route]) -> Result<(&'r Route, Vec<S
     let segments = segments(req);
     let mut path_known = None;
     for route in routes {
-        let n = route.pattern.len();
-        if segments.len() < n {
+        // The whole path must match: `/heartbeat/presence/wp/1` is not the backend route.
+        if segments.len() != route.pattern.len() {
             continue;
         }
-        let tail = &segments[segments.len() - n..];
+        let tail = &segments[..];
         let matches = route
             .pattern
             .iter()
@@ -703,7 +717,33 @@ mod tests {
     }
 
     #[test]
-    fn routes_match_from_the_end_of_the_path() {
+    fn a_named_stage_is_not_part_of_the_route() {
+        let v2 = serde_json::json!({
+            "version": "2.0", "routeKey": "GET /presence/{client}/{account_id}",
+            "rawPath": "/prod/presence/wp/12", "rawQueryString": "", "headers": {},
+            "requestContext": {"http": {"method": "GET", "path": "/prod/presence/wp/12",
+                "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "x"},
+                "accountId": "1", "apiId": "a", "domainName": "example.com", "domainPrefix": "e",
+                "requestId": "r", "routeKey": "GET /presence/{client}/{account_id}",
+                "stage": "prod", "time": "", "timeEpoch": 0},
+            "isBase64Encoded": false
+        });
+        let req = lambda_http::request::from_str(&v2.to_string()).unwrap();
+        assert_eq!(segments(&req), ["presence", "wp", "12"]);
+        let v1 = serde_json::json!({
+            "resource": "/presence/{client}/{account_id}", "path": "/presence/wp/12",
+            "httpMethod": "GET", "headers": {}, "multiValueHeaders": {},
+            "requestContext": {"accountId": "1", "apiId": "a", "httpMethod": "GET",
+                "path": "/prod/presence/wp/12", "stage": "prod", "requestId": "r",
+                "resourcePath": "/presence/{client}/{account_id}", "identity": {}},
+            "isBase64Encoded": false
+        });
+        let req = lambda_http::request::from_str(&v1.to_string()).unwrap();
+        assert_eq!(segments(&req), ["presence", "wp", "12"]);
+    }
+
+    #[test]
+    fn routes_match_the_whole_path_after_the_stage() {
         let routes = [
             Route {
                 method: Method::GET,
@@ -716,7 +756,7 @@ mod tests {
                 name: "heartbeat",
             },
         ];
-        let (r, params) = route(&request("GET", "/prod/presence/wp/12"), &routes).unwrap();
+        let (r, params) = route(&request("GET", "/presence/wp/12"), &routes).unwrap();
         assert_eq!(
             (r.name, params),
             ("presence", vec!["wp".to_string(), "12".to_string()])
