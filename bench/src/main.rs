@@ -618,11 +618,12 @@ fn print_report(
     counts: &HashMap<&str, Counts>,
     binaries: &[(&str, u64, runtime_api::ColdStart)],
 ) {
-    println!("Machine: {}\n", machine());
-    println!("| operation | callers | handler ops/s | handler p50 ms | handler p99 ms | floor ops/s | floor p50 ms | floor p99 ms | handler/floor (ops/s) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut out: Vec<String> = Vec::new();
+    out.push(format!("Machine: {}\n", machine()));
+    out.push("| operation | callers | handler ops/s | handler p50 ms | handler p99 ms | floor ops/s | floor p50 ms | floor p99 ms | handler/floor (ops/s) |".to_string());
+    out.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|".to_string());
     for (op, c, h, f) in rows {
-        println!(
+        out.push(format!(
             "| {} | {c} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} |",
             op.name(),
             h.per_sec,
@@ -632,31 +633,45 @@ fn print_report(
             ms(f.p50),
             ms(f.p99),
             h.per_sec / f.per_sec
-        );
+        ));
     }
-    println!();
-    println!("| operation | handler commands/op (1 node) | handler commands/op (cluster) | handler server µs/op | floor commands/op (1 pipeline) | floor server µs/op |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    out.push(String::new());
+    out.push("| operation | handler commands/op (1 node) | handler commands/op (cluster) | handler server µs/op | floor commands/op (1 pipeline) | floor server µs/op |".to_string());
+    out.push("|---|---:|---:|---:|---:|---:|".to_string());
     for op in ["publish", "fetch", "heartbeat"] {
         let ((hc, hu), (fc, fu), cluster) = counts[op];
-        println!("| {op} | {hc:.2} | {cluster:.2} | {hu:.1} | {fc:.2} | {fu:.1} |");
+        out.push(format!(
+            "| {op} | {hc:.2} | {cluster:.2} | {hu:.1} | {fc:.2} | {fu:.1} |"
+        ));
     }
-    println!();
+    out.push(String::new());
     let hello = binaries
         .iter()
         .find(|(n, _, _)| *n == "hello-lambda")
         .map(|(_, size, cold)| (*size, cold.ready));
-    println!("| binary | size MiB | × hello | cold start ms (to first /next) | × hello | first reply ms |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    out.push("| binary | size MiB | × hello | cold start ms (to first /next) | × hello | first reply ms |".to_string());
+    out.push("|---|---:|---:|---:|---:|---:|".to_string());
     for (name, size, cold) in binaries {
         let (hs, hr) = hello.unwrap_or((*size, cold.ready));
-        println!(
+        out.push(format!(
             "| {name} | {:.2} | {:.2} | {} | {:.2} | {} |",
             *size as f64 / (1024.0 * 1024.0),
             *size as f64 / hs as f64,
             ms(cold.ready),
             cold.ready.as_secs_f64() / hr.as_secs_f64(),
             ms(cold.first_reply)
-        );
+        ));
+    }
+    // The handlers write their metrics lines to stdout (as on Lambda); the table also goes to
+    // a file so it is easy to find.
+    let report = out.join("\n");
+    println!("\n{report}");
+    let path = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("bench-report.md")));
+    if let Some(path) = path {
+        if std::fs::write(&path, format!("{report}\n")).is_ok() {
+            eprintln!("report written to {}", path.display());
+        }
     }
 }
