@@ -104,9 +104,14 @@ impl Connection {
             info = info.set_redis_settings(settings);
         }
         if config.cluster {
+            // Few, short retries: a request must end (in a 503 at worst) within its time
+            // budget; `Store::run` retries what is safe to repeat.
             let mut builder = redis::cluster::ClusterClientBuilder::new(vec![info])
                 .connection_timeout(config.connect_timeout)
-                .response_timeout(config.response_timeout);
+                .response_timeout(config.response_timeout)
+                .retries(3)
+                .min_retry_wait(25)
+                .max_retry_wait(250);
             if let Some(certs) = certs {
                 builder = builder.certs(certs);
             }
