@@ -3,113 +3,13 @@
 
 mod support;
 
-use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Output;
 
 use bcast_testing::RedisServer;
 use serde_json::Value;
-use support::{command, repo};
+use support::command;
 
-enum Outcome {
-    Http(u16, Option<&'static str>),
-    /// The SQS message ids reported as failed.
-    Sqs(&'static [&'static str]),
-}
-
-use Outcome::{Http, Sqs};
-
-/// Every file of `events/` and what the function answers to it.
-const EXPECTED: &[(&str, Outcome)] = &[
-    (
-        "fetch/broadcasts-bad-cursor.v2.json",
-        Http(400, Some("invalid_request")),
-    ),
-    (
-        "fetch/broadcasts-key-in-query.v2.json",
-        Http(400, Some("invalid_request")),
-    ),
-    (
-        "fetch/broadcasts-no-key.v2.json",
-        Http(401, Some("unauthorized")),
-    ),
-    ("fetch/broadcasts.v1.json", Http(200, None)),
-    ("fetch/broadcasts.v2.json", Http(200, None)),
-    (
-        "heartbeat/heartbeat-bad-body.v2.json",
-        Http(400, Some("invalid_request")),
-    ),
-    ("heartbeat/heartbeat.v1.json", Http(200, None)),
-    ("heartbeat/heartbeat.v2.json", Http(200, None)),
-    (
-        "heartbeat/presence-bad-client.v2.json",
-        Http(400, Some("invalid_request")),
-    ),
-    ("heartbeat/presence.v2.json", Http(200, None)),
-    (
-        "login/login-bad-token.v2.json",
-        Http(401, Some("unauthorized")),
-    ),
-    (
-        "login/login-no-token.v2.json",
-        Http(401, Some("unauthorized")),
-    ),
-    ("login/login.v1.json", Http(201, None)),
-    ("login/login.v2.json", Http(201, None)),
-    (
-        "login/logout-bad-key.v2.json",
-        Http(401, Some("client_key_invalid")),
-    ),
-    ("login/logout.v2.json", Http(204, None)),
-    (
-        "login/revoke-sessions-bad-account.v2.json",
-        Http(400, Some("invalid_request")),
-    ),
-    ("login/revoke-sessions.v2.json", Http(204, None)),
-    ("login/unknown-route.v2.json", Http(404, Some("not_found"))),
-    (
-        "publish/publish-bad-client.v2.json",
-        Http(400, Some("invalid_request")),
-    ),
-    ("publish/publish-batch.v2.json", Http(200, None)),
-    (
-        "publish/publish-missing-data.v2.json",
-        Http(400, Some("invalid_request")),
-    ),
-    (
-        "publish/publish-not-json.v2.json",
-        Http(415, Some("unsupported_media_type")),
-    ),
-    ("publish/publish.v1.json", Http(200, None)),
-    ("publish/publish.v2.json", Http(200, None)),
-    (
-        "publish/sqs-batch.json",
-        Sqs(&["2e1424d4-f796-459a-8184-9c92662be6da"]),
-    ),
-];
-
-fn event_files(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
-    for entry in std::fs::read_dir(dir).expect("events/") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if path.is_dir() {
-            event_files(&path, &format!("{prefix}{name}/"), out);
-        } else if name.ends_with(".json") {
-            out.insert(format!("{prefix}{name}"));
-        }
-    }
-}
-
-#[test]
-fn every_event_file_has_an_expected_outcome() {
-    let mut files = BTreeSet::new();
-    event_files(&repo().join("events"), "", &mut files);
-    let listed: BTreeSet<String> = EXPECTED.iter().map(|(f, _)| f.to_string()).collect();
-    assert_eq!(files, listed, "events/ and this table differ");
-}
+use bcast_testing::fixtures::{Http, Sqs, EXPECTED};
 
 /// `bcast-local invoke <function> --event events/<file>` with `extra` arguments.
 fn invoke(redis: Option<&RedisServer>, file: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {

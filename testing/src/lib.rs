@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bcast_shared::{Config, Store};
 
 mod cluster;
+pub mod fixtures;
 mod proxy;
 mod target;
 

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bcast_shared::Config;
-use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::Value;
 
 use crate::{config, parse_command_calls, sync_query, RedisCluster, RedisServer, Target};
 
@@ -98,7 +96,11 @@ impl TestRedis {
     /// a cluster connection routes each command to its key's node.
     pub async fn connection(&self) -> TestConnection {
         match &self.kind {
-            Kind::Single(s) => TestConnection::Single(s.connection().await),
+            Kind::Single(s) => TestConnection::Single(
+                redis::aio::ConnectionManager::new(s.client())
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot connect to the test redis: {e}")),
+            ),
             Kind::Cluster(c) => {
                 let client = redis::cluster::ClusterClient::new(c.urls())
                     .unwrap_or_else(|e| panic!("cluster client: {e}"));
@@ -240,37 +242,6 @@ fn parse_error_counts(info: &str) -> HashMap<String, u64> {
         .collect()
 }
 
-/// A plain async connection to a [`TestRedis`], single or cluster.
-#[derive(Clone)]
-pub enum TestConnection {
-    Single(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for TestConnection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
-    }
-}
+/// A plain async connection to a [`TestRedis`], single or cluster: the product's own
+/// connection type, which already speaks to both.
+pub type TestConnection = bcast_shared::Connection;
