@@ -504,6 +504,10 @@ fn build_binaries(build: bool) -> PathBuf {
 
 #[tokio::main]
 async fn main() {
+    // Measure the handlers as they run on Lambda, metrics line included.
+    if std::env::var_os("BCAST_METRICS").is_none() {
+        std::env::set_var("BCAST_METRICS", "stdout");
+    }
     let (plan, build) = parse_args();
     let bin_dir = build_binaries(build);
     let names = ClientNames::default();

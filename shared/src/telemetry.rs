@@ -38,12 +38,20 @@ where
 }
 
 /// Writes one metrics line (CloudWatch Embedded Metric Format) to the log stream, outside the
-/// tracing JSON, as CloudWatch expects it.
+/// tracing JSON, as CloudWatch expects it. Only on Lambda (or with `BCAST_METRICS=stdout`):
+/// elsewhere nobody turns the lines into metrics and they would only bury the logs.
 pub fn metrics_line(line: &str) {
+    static ON_STDOUT: OnceLock<bool> = OnceLock::new();
     match METRICS_SINK.get() {
         Some(sink) => sink(line),
         None => {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            let on = *ON_STDOUT.get_or_init(|| {
+                std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+                    || std::env::var("BCAST_METRICS").is_ok_and(|v| v == "stdout")
+            });
+            if on {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
         }
     }
 }
