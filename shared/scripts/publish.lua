@@ -15,17 +15,16 @@ local created = tonumber(m[1])
 local last = tonumber(m[2]) or 0
 local dropped = tonumber(m[3]) or 0
 
-if redis.call('EXISTS', events) == 0 then
+-- An empty sorted set does not exist, so no newest member means no key.
+local top = redis.call('ZRANGE', events, -1, -1, 'WITHSCORES')
+if not top[2] then
   -- The key expired as a whole: everything published before is gone.
   if last > dropped then dropped = last end
 else
   -- Another writer may have added a later score; stay above it, unless it is far in the
   -- future (milliseconds taken for seconds), which would end strictly increasing scores.
-  local top = redis.call('ZRANGE', events, -1, -1, 'WITHSCORES')
-  if top[2] then
-    local us = micros(top[2])
-    if us > last and us <= now + 60000000 then last = us end
-  end
+  local us = micros(top[2])
+  if us > last and us <= now + 60000000 then last = us end
 end
 
 redis.call('ZREMRANGEBYSCORE', ids, '-inf', int(edge))

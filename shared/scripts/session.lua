@@ -22,8 +22,9 @@ local function revoke()
   redis.call('ZREM', presence_key, session_id)
 end
 
--- Is the presented key this session's? Returns 'current', 'grace' (the key just rotated out,
--- inside its grace period) or a refusal: 'invalid', 'expired', 'reused'.
+-- Is the presented key this session's? Returns 'current' or 'grace' (the key just rotated out,
+-- inside its grace period) with the session's creation time, or a refusal: 'invalid',
+-- 'expired', 'reused'.
 -- A refusal other than 'invalid' revokes the session.
 local function check(now_ms)
   local s = redis.call('HMGET', session_key, 'cur', 'prev', 'prev_until', 'created', 'generation')
@@ -37,9 +38,9 @@ local function check(now_ms)
     revoke()
     return 'expired'
   end
-  if same(presented, s[1]) then return 'current' end
+  if same(presented, s[1]) then return 'current', tonumber(s[4]) end
   if ARGV[7] ~= '1' then return 'invalid' end
-  if same(presented, s[2]) and now_ms <= tonumber(s[3]) then return 'grace' end
+  if same(presented, s[2]) and now_ms <= tonumber(s[3]) then return 'grace', tonumber(s[4]) end
   -- A rotated-out key after its grace period, or an older one: taken as theft.
   revoke()
   return 'reused'
@@ -48,7 +49,7 @@ end
 -- Admits an authenticated request: rate limit, rotation, TTL, presence.
 -- Returns {'ok', nonce of the key to hand back ('' when it does not change), expires_in_ms}
 -- or {'rate_limited', retry_after_ms}.
-local function admit(now_ms, standing)
+local function admit(now_ms, standing, created)
   local limit = tonumber(ARGV[9])
   -- The list holds the times of the last `limit` admitted requests, newest first.
   if redis.call('LLEN', rate_key) >= limit then
@@ -80,14 +81,14 @@ local function admit(now_ms, standing)
   redis.call('ZREMRANGEBYSCORE', presence_key, '-inf', int(now_ms - timeout_ms))
   redis.call('PEXPIRE', presence_key, timeout_ms)
 
-  local left = tonumber(redis.call('HGET', session_key, 'created')) + tonumber(ARGV[6]) * 1000 - now_ms
+  local left = created + tonumber(ARGV[6]) * 1000 - now_ms
   if left > key_ttl_ms then left = key_ttl_ms end
   return { 'ok', nonce, left }
 end
 
 -- check + admit; a refusal comes back as {status} or {'rate_limited', ms}.
 local function authenticate(now_ms)
-  local standing = check(now_ms)
+  local standing, created = check(now_ms)
   if standing ~= 'current' and standing ~= 'grace' then return { standing } end
-  return admit(now_ms, standing)
+  return admit(now_ms, standing, created)
 end
