@@ -589,11 +589,13 @@ fn escape_uri(text: &str) -> String {
     out
 }
 
+/// Whether `host` makes a URL the way lambda_http builds one (it unwraps the parse).
 fn host_ok(host: &str) -> bool {
     !host.is_empty()
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        && url::Url::parse(&format!("https://{host}/")).is_ok()
 }
 
 /// Whether a header would be fine for `lambda_http` (only `Host` and `X-Forwarded-Proto` go
@@ -608,12 +610,66 @@ fn header_ok(name: &str, value: Option<&str>) -> bool {
     }
 }
 
-/// The fields of an event that `lambda_http` builds its URI from, read without building a
-/// JSON tree: the common case, an event that needs no change, costs one scan.
 type Text<'a> = std::borrow::Cow<'a, str>;
-type HeaderMap1<'a> = std::collections::HashMap<Text<'a>, Option<Text<'a>>>;
-type HeaderMapN<'a> = std::collections::HashMap<Text<'a>, Option<Vec<Text<'a>>>>;
 
+/// A header map that only remembers whether every entry is fine, so a name given twice is
+/// checked twice (a map would keep one of them).
+struct HeadersOk(bool);
+
+impl<'de> serde::Deserialize<'de> for HeadersOk {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = HeadersOk;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a header map")
+            }
+            fn visit_unit<E>(self) -> Result<HeadersOk, E> {
+                Ok(HeadersOk(true))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<HeadersOk, A::Error> {
+                let mut ok = true;
+                while let Some(name) = map.next_key::<Text<'de>>()? {
+                    let value: HeaderValueText<'de> = map.next_value()?;
+                    ok &= header_ok(&name, value.first());
+                }
+                Ok(HeadersOk(ok))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// One header's value in a v2/v1 (`headers`) or v1 (`multiValueHeaders`) event.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum HeaderValueText<'a> {
+    One(#[serde(borrow)] Text<'a>),
+    Many(#[serde(borrow)] Vec<Text<'a>>),
+    Null(()),
+}
+
+impl HeaderValueText<'_> {
+    fn first(&self) -> Option<&str> {
+        match self {
+            Self::One(v) => Some(v),
+            Self::Many(v) => v.first().map(|v| v.as_ref()),
+            Self::Null(()) => None,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RequestContextFields<'a> {
+    #[serde(rename = "domainName", default, borrow)]
+    domain_name: Option<Text<'a>>,
+}
+
+/// The fields of an event that `lambda_http` builds its URI and body from, read without
+/// building a JSON tree: the common case, an event that needs no change, costs one scan.
 #[derive(serde::Deserialize)]
 struct UriFields<'a> {
     #[serde(rename = "rawQueryString", default, borrow)]
@@ -622,10 +678,23 @@ struct UriFields<'a> {
     raw_path: Option<Text<'a>>,
     #[serde(default, borrow)]
     path: Option<Text<'a>>,
+    #[serde(default)]
+    headers: Option<HeadersOk>,
+    #[serde(rename = "multiValueHeaders", default)]
+    multi_value_headers: Option<HeadersOk>,
+    #[serde(rename = "requestContext", default, borrow)]
+    request_context: Option<RequestContextFields<'a>>,
+    #[serde(rename = "isBase64Encoded", default)]
+    base64: bool,
     #[serde(default, borrow)]
-    headers: Option<HeaderMap1<'a>>,
-    #[serde(rename = "multiValueHeaders", default, borrow)]
-    multi_value_headers: Option<HeaderMapN<'a>>,
+    body: Option<Text<'a>>,
+}
+
+fn base64_ok(body: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .is_ok()
 }
 
 impl UriFields<'_> {
@@ -634,27 +703,24 @@ impl UriFields<'_> {
             .into_iter()
             .flatten()
             .all(|text| text.bytes().all(uri_safe));
-        let headers_ok = self
-            .headers
-            .iter()
+        let headers_ok = [&self.headers, &self.multi_value_headers]
+            .into_iter()
             .flatten()
-            .all(|(name, value)| header_ok(name, value.as_deref()));
-        let multi_ok = self
-            .multi_value_headers
-            .iter()
-            .flatten()
-            .all(|(name, values)| {
-                let first = values.as_ref().and_then(|v| v.first()).map(|v| v.as_ref());
-                header_ok(name, first)
-            });
-        uri_ok && headers_ok && multi_ok
+            .all(|h| h.0);
+        let domain_ok = self
+            .request_context
+            .as_ref()
+            .and_then(|c| c.domain_name.as_deref())
+            .is_none_or(host_ok);
+        let body_ok = !self.base64 || self.body.as_deref().is_none_or(base64_ok);
+        uri_ok && headers_ok && domain_ok && body_ok
     }
 }
 
 /// Makes an API Gateway event safe for `lambda_http`, which panics (and with `panic = "abort"`
-/// kills the function) on a query string or path with bytes a URI cannot hold, or on a `Host`
-/// or `X-Forwarded-Proto` header that does not form a URL. A client can send such bytes; the
-/// gateway passes them on.
+/// kills the function) on a query string or path with bytes a URI cannot hold, on a `Host`,
+/// `X-Forwarded-Proto` or domain name that does not form a URL, and on a "base64" body that is
+/// not. A client can send such query strings and headers; the gateway passes them on.
 fn normalize_event(event: &str) -> Result<std::borrow::Cow<'_, str>, InvalidEvent> {
     if serde_json::from_str::<UriFields>(event).is_ok_and(|f| f.safe()) {
         return Ok(std::borrow::Cow::Borrowed(event));
@@ -680,6 +746,21 @@ fn normalize_event(event: &str) -> Result<std::borrow::Cow<'_, str>, InvalidEven
                 };
                 header_ok(name, first)
             });
+        }
+    }
+    if let Some(serde_json::Value::Object(context)) = fields.get_mut("requestContext") {
+        if let Some(serde_json::Value::String(domain)) = context.get_mut("domainName") {
+            if !host_ok(domain) {
+                *domain = "localhost".into();
+            }
+        }
+    }
+    let base64 = fields.get("isBase64Encoded") == Some(&serde_json::Value::Bool(true));
+    if base64 {
+        if let Some(serde_json::Value::String(body)) = fields.get("body") {
+            if !base64_ok(body) {
+                return Err(InvalidEvent("the body is marked base64 but is not".into()));
+            }
         }
     }
     Ok(std::borrow::Cow::Owned(v.to_string()))
@@ -779,6 +860,44 @@ mod tests {
             query(&request("GET", "/b?since=a%2Bb+c")).unwrap(),
             [("since".to_string(), "a+b c".to_string())]
         );
+    }
+
+    #[test]
+    fn hosts_and_bodies_lambda_http_would_panic_on_are_caught() {
+        let event = |host: &str, domain: &str| {
+            serde_json::json!({
+                "version": "2.0", "routeKey": "$default", "rawPath": "/b", "rawQueryString": "",
+                "headers": {"host": host},
+                "requestContext": {"http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1",
+                    "sourceIp": "1.2.3.4", "userAgent": "x"}, "accountId": "1", "apiId": "a",
+                    "domainName": domain, "domainPrefix": "e", "requestId": "r",
+                    "routeKey": "$default", "stage": "$default", "time": "", "timeEpoch": 0},
+                "isBase64Encoded": false
+            })
+            .to_string()
+        };
+        for host in ["localhost:99999", "a:b:c", "[", "a b", ""] {
+            for domain in ["example.com", "a b", "[", "x:99999"] {
+                let raw = event(host, domain);
+                let safe = normalize_event(&raw).unwrap();
+                let req = lambda_http::request::from_str(&safe).unwrap();
+                assert!(req.uri().host().is_some(), "{host} / {domain}");
+            }
+        }
+        // Duplicate names: every value is checked, not just the one a map would keep.
+        let twice = event("example.com", "example.com").replace(
+            "\"host\":\"example.com\"",
+            "\"host\":\"a:b:c\",\"host\":\"example.com\"",
+        );
+        assert!(matches!(
+            normalize_event(&twice).unwrap(),
+            std::borrow::Cow::Owned(_)
+        ));
+        let bad_body = event("example.com", "example.com").replace(
+            "\"isBase64Encoded\":false",
+            "\"isBase64Encoded\":true,\"body\":\"!!\"",
+        );
+        assert!(normalize_event(&bad_body).is_err());
     }
 
     #[test]

@@ -176,16 +176,19 @@ fn whole_payloads_and_paths() {
         fuzzy_text(),
         "(/[a-z%0-9{}]{0,8}){0,4}",
         prop_oneof![Just("GET"), Just("POST"), Just("DELETE"), Just("PATCH")],
+        // Host headers, which lambda_http builds a URL from.
+        prop_oneof![header_text(), "[a-z0-9.:\\[\\]-]{0,12}"],
     );
     runner
-        .run(&strategy, |(payload, path, method)| {
+        .run(&strategy, |(payload, path, method, host)| {
             for function in ["login", "publish", "fetch", "heartbeat"] {
                 // A payload that is not an event is refused, not a panic.
                 let _ = runtime.block_on(service.invoke_raw(function, &payload));
                 let request = Request {
                     method,
                     ..Request::new("GET", if path.is_empty() { "/" } else { &path })
-                };
+                }
+                .header("host", &host);
                 let reply: Reply = runtime.block_on(service.call(function, &request));
                 prop_assert!(reply.status < 500, "{request:?} gave {reply:?}");
                 reply.check_envelope();
