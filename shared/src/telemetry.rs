@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Where metric lines go besides the log: set by [`init_with_writer`], stdout otherwise.
+/// Where metric lines go when set by [`capture_metrics`]; stdout on Lambda otherwise.
 type Sink = Box<dyn Fn(&str) + Send + Sync>;
 static METRICS_SINK: OnceLock<Sink> = OnceLock::new();
 
@@ -15,15 +15,21 @@ pub fn init() {
     init_with_writer(std::io::stdout);
 }
 
-/// The same subscriber writing elsewhere (tests read the log lines back).
+/// Sends metrics lines to `writer` wherever the process runs (tests read them back).
+pub fn capture_metrics<W>(writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let _ = METRICS_SINK.set(Box::new(move |line: &str| {
+        let _ = writeln!(writer.make_writer(), "{line}");
+    }));
+}
+
+/// The same subscriber writing elsewhere (a local runner's stderr, a test's buffer).
 pub fn init_with_writer<W>(writer: W)
 where
-    W: for<'w> MakeWriter<'w> + Clone + Send + Sync + 'static,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let sink = writer.clone();
-    let _ = METRICS_SINK.set(Box::new(move |line: &str| {
-        let _ = writeln!(sink.make_writer(), "{line}");
-    }));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

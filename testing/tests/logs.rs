@@ -26,7 +26,9 @@ impl Write for Captured {
 async fn one_line_per_request_and_no_secrets() {
     let captured = Captured::default();
     let sink = captured.clone();
+    let metrics_sink = captured.clone();
     bcast_shared::telemetry::init_with_writer(move || sink.clone());
+    bcast_shared::telemetry::capture_metrics(move || metrics_sink.clone());
 
     let service = Service::start(&[]);
     let token = service.token("wp", "5");
