@@ -66,7 +66,9 @@
  * @property {typeof fetch} [fetch]      The fetch to use (default: the global one).
  * @property {number} [pollInterval]     Milliseconds between fetches when idle (default 2000).
  * @property {number} [limit]            Events per fetch (default: the server's maximum).
- * @property {number} [requestTimeout]   Milliseconds before a request is abandoned (default 10000).
+ * @property {number} [requestTimeout]   Milliseconds before a request is abandoned (default 5000: keep it
+ *   well under the server's rotation grace period, 10 s by default, so a retry of an abandoned
+ *   request still gets the same successor key).
  * @property {number} [maxBackoff]       Longest wait after failures, in ms (default 30000).
  * @property {(events: BcastEvent[], page: Page) => void} [onEvents]  New events, oldest first.
  * @property {(page: Page) => void} [onMissed]   Some events were lost: resync from your backend.
@@ -168,7 +170,7 @@ export class BcastClient {
     this.#options = {
       baseUrl: '',
       pollInterval: 2000,
-      requestTimeout: 10000,
+      requestTimeout: 5000,
       maxBackoff: 30000,
       ...options,
     };

@@ -44,9 +44,8 @@ pub struct Target {
 }
 
 /// The route `path` matches, exactly as API Gateway matches template.yaml's routes: the whole
-/// path, segment by segment (`{}` is one parameter). The functions themselves match routes
-/// from the end of the path (to allow a stage prefix), so nothing else may reach them, or
-/// `/heartbeat/presence/wp/1` would be a backend route in disguise.
+/// path, segment by segment (`{}` is one parameter); it also says which routes are
+/// backend-facing, which only loopback clients may call here.
 pub fn route(path: &str) -> Option<Target> {
     const ROUTES: [(&[&str], Function, bool); 7] = [
         (&["login"], Function::Login, false),

@@ -34,14 +34,6 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// `REDIS_URL` without any password in it, for printing.
-fn redacted(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
-
 /// A private Redis when `REDIS_URL` is unset. Runs on the calling (main) thread.
 fn redis_for_run() -> Result<(Option<PrivateRedis>, String), ExitCode> {
     if let Some(url) = env("REDIS_URL") {
@@ -168,7 +160,7 @@ fn serve_inner(host: &str, port: u16) -> Result<(), ExitCode> {
         if let Err(e) = functions.check_redis().await {
             eprintln!(
                 "bcast-local: warning: Redis at {} does not answer yet ({e}); requests get 503 until it does",
-                redacted(&redis_url)
+                bcast_shared::config::redacted_url(&redis_url)
             );
         }
         let state = Arc::new(server::State {
@@ -216,7 +208,7 @@ fn print_banner(
                 "  redis        private redis-server on 127.0.0.1:{} (no persistence, stopped on exit)",
                 redis.port()
             ),
-            None => format!("  redis        {} (REDIS_URL)", redacted(redis_url)),
+            None => format!("  redis        {} (REDIS_URL)", bcast_shared::config::redacted_url(redis_url)),
         },
     ];
     let client = local
@@ -441,10 +433,13 @@ mod tests {
     #[test]
     fn passwords_in_redis_urls_are_not_printed() {
         assert_eq!(
-            redacted("redis://user:hunter2@127.0.0.1:6379"),
+            bcast_shared::config::redacted_url("redis://user:hunter2@127.0.0.1:6379"),
             "redis://***@127.0.0.1:6379"
         );
-        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            bcast_shared::config::redacted_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 
     #[test]

@@ -392,7 +392,7 @@ mod tests {
                 "{method} {path}"
             );
         }
-        // The functions match routes from the end of the path; such paths are not routed.
+        // Only whole paths are routes; these are not.
         for (method, path) in [
             ("GET", "/heartbeat/presence/wp/1"),
             ("DELETE", "/login/sessions/wp/1"),

@@ -24,7 +24,7 @@ const SESSION_LEN: usize = 16;
 #[error("malformed client key")]
 pub struct MalformedClientKey;
 
-/// 32 bytes from the OS CSPRNG.
+/// `N` bytes from the OS CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     // The OS generator failing is not something a request can cause or recover from.

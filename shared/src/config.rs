@@ -38,8 +38,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Where Redis is and how to talk to it.
-#[derive(Debug, Clone)]
+/// Where Redis is and how to talk to it. `Debug` hides a password in the URL.
+#[derive(Clone)]
 pub struct RedisConfig {
     /// `redis://` or `rediss://` (TLS).
     pub url: String,
@@ -58,6 +58,34 @@ pub struct RedisConfig {
     pub tls_ca_file: Option<String>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+}
+
+/// `url` with any `user:password@` replaced, for printing.
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("cluster", &self.cluster)
+            .field("auth_secret_arn", &self.auth_secret_arn)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("iam_user", &self.iam_user)
+            .field("iam_cache_name", &self.iam_cache_name)
+            .field("iam_serverless", &self.iam_serverless)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
 }
 
 /// The limits of the broadcast store.
@@ -318,5 +346,11 @@ mod tests {
         assert_eq!(c.sessions.grace_secs, 0);
         assert_eq!(c.clients.names(), ["web", "ios"]);
         assert!(!format!("{c:?}").contains("s3cret"));
+        let with_password = config(&[("REDIS_URL", "rediss://bcast:hunter22@cache:6379")]).unwrap();
+        let shown = format!("{with_password:?}");
+        assert!(
+            !shown.contains("hunter22") && shown.contains("rediss://***@cache:6379"),
+            "{shown}"
+        );
     }
 }

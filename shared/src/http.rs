@@ -371,13 +371,18 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<Opt
     if !json_type {
         return Err(ApiError::UnsupportedMediaType);
     }
+    parse_json(bytes).map(Some)
+}
+
+/// JSON from a request (a body, an SQS message), with the nesting cap and a 400 that says
+/// what is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if too_deep(bytes, MAX_JSON_DEPTH) {
         return Err(ApiError::invalid(format!(
             "JSON nests deeper than {MAX_JSON_DEPTH} levels"
         )));
     }
     serde_json::from_slice(bytes)
-        .map(Some)
         .map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
 }
 

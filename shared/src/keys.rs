@@ -129,10 +129,6 @@ impl EventId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
 /// One (client, account) pair: the unit that owns a broadcast key and everything around it.
@@ -199,7 +195,7 @@ impl Account {
         self.companion("presence")
     }
 
-    /// Sorted set of login token `jti`s already used, scored by their `exp`.
+    /// Sorted set of login token `jti`s already used, scored by their `exp` plus a minute (tokens are accepted a few seconds past it).
     pub fn used_tokens_key(&self) -> String {
         self.companion("jti")
     }

@@ -30,14 +30,6 @@ impl Metrics {
             .push((name, elapsed.as_secs_f64() * 1000.0, "Milliseconds"));
     }
 
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.values
-            .iter()
-            .filter(|(m, _, _)| *m == name)
-            .map(|(_, v, _)| *v)
-            .reduce(|a, b| a + b)
-    }
-
     /// The EMF document for `function`, or `None` when nothing was measured.
     pub fn to_emf(&self, function: &str, at: SystemTime) -> Option<String> {
         if self.values.is_empty() {

@@ -238,14 +238,6 @@ impl Store {
         Ok(Self::new(Connection::open(&config.redis, iam)?, config))
     }
 
-    pub fn limits(&self) -> EventLimits {
-        self.limits
-    }
-
-    pub fn policy(&self) -> SessionPolicy {
-        self.policy
-    }
-
     /// Runs the calls: one pipeline on a single node. A cluster pipeline must stay in one slot
     /// and each call is one account's slot, so there the calls go out side by side instead.
     ///
@@ -479,7 +471,6 @@ impl Store {
         .arg(since_arg(since))
         .arg(limit);
         let mut reply = self.run_one(call).await?;
-        let _now = reply.int()?;
         reply.page(since, limit)
     }
 
@@ -557,19 +548,7 @@ impl Store {
 
     /// Reads the session verdict at the head of a reply: the key to hand back, or the refusal.
     fn grant(&self, reply: &mut Reply, presented: &ClientKey) -> Result<Grant, SessionError> {
-        match reply.string()?.as_str() {
-            "ok" => {}
-            "invalid" => return Err(SessionError::ClientKeyInvalid),
-            "reused" => return Err(SessionError::ClientKeyReused),
-            "expired" => return Err(SessionError::SessionExpired),
-            "rate_limited" => {
-                let ms = reply.int()?.max(0) as u64;
-                return Err(SessionError::RateLimited {
-                    retry_after: ms.div_ceil(1000).max(1),
-                });
-            }
-            _ => return Err(StoreError::Reply("unknown session status").into()),
-        }
+        reply.session_status()?;
         let nonce = reply.string()?;
         let client_key = if nonce.is_empty() {
             presented.clone()
@@ -605,7 +584,6 @@ impl Store {
         call.keys.push(account.meta_key());
         let mut reply = self.run_one(call).await?;
         let grant = self.grant(&mut reply, key)?;
-        let _now = reply.int()?;
         let page = reply.page(since, limit)?;
         Ok((grant, page))
     }
@@ -630,14 +608,7 @@ impl Store {
     /// `POST /logout`: revokes the session of `key`.
     pub async fn logout(&self, key: &ClientKey) -> Result<(), SessionError> {
         let call = self.session_call(&self.scripts.logout, key);
-        let mut reply = self.run_one(call).await?;
-        match reply.string()?.as_str() {
-            "ok" => Ok(()),
-            "invalid" => Err(SessionError::ClientKeyInvalid),
-            "reused" => Err(SessionError::ClientKeyReused),
-            "expired" => Err(SessionError::SessionExpired),
-            _ => Err(StoreError::Reply("unknown logout status").into()),
-        }
+        self.run_one(call).await?.session_status()
     }
 
     /// `DELETE /sessions/{client}/{account_id}`: revokes every session of the account.
@@ -698,9 +669,9 @@ fn base64_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<16>())
 }
 
-/// The most event bytes one page carries: a Lambda response is at most 6 MB, and the JSON
-/// around the events and the escaping of the body need room.
-const PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// The most event bytes one page carries: a Lambda response is at most 6 MB, and escaping the
+/// body into the gateway's JSON string can double data made of quotes.
+const PAGE_BYTES: usize = 2 * 1024 * 1024;
 
 /// A member as this service writes it; other writers' members are read leniently.
 #[derive(Deserialize)]
@@ -787,6 +758,23 @@ impl Reply {
             Value::SimpleString(s) => Ok(s),
             Value::Okay => Ok("OK".into()),
             _ => Err(StoreError::Reply("expected a string")),
+        }
+    }
+
+    /// The verdict at the head of an authenticated script's reply: `ok`, or the refusal.
+    fn session_status(&mut self) -> Result<(), SessionError> {
+        match self.string()?.as_str() {
+            "ok" => Ok(()),
+            "invalid" => Err(SessionError::ClientKeyInvalid),
+            "reused" => Err(SessionError::ClientKeyReused),
+            "expired" => Err(SessionError::SessionExpired),
+            "rate_limited" => {
+                let ms = self.int()?.max(0) as u64;
+                Err(SessionError::RateLimited {
+                    retry_after: ms.div_ceil(1000).max(1),
+                })
+            }
+            _ => Err(StoreError::Reply("unknown session status").into()),
         }
     }
 

@@ -133,8 +133,7 @@ pub fn parse_events(
                     "message body over the limit".into(),
                 ));
             }
-            serde_json::from_str(text)
-                .map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))?
+            http::parse_json(text.as_bytes())?
         }
     };
     let (events, batch) = parsed.into_events()?;
