@@ -546,26 +546,6 @@ impl Store {
         .arg(self.policy.presence_timeout_secs)
     }
 
-    /// Reads the session verdict at the head of a reply: the key to hand back, or the refusal.
-    fn grant(&self, reply: &mut Reply, presented: &ClientKey) -> Result<Grant, SessionError> {
-        reply.session_status()?;
-        let nonce = reply.string()?;
-        let client_key = if nonce.is_empty() {
-            presented.clone()
-        } else {
-            let nonce: [u8; 32] = hex::decode(&nonce)
-                .ok()
-                .and_then(|n| n.try_into().ok())
-                .ok_or(StoreError::Reply("bad rotation nonce"))?;
-            presented.successor(&nonce)
-        };
-        let expires_in = reply.int()?.max(0) as u64 / 1000;
-        Ok(Grant {
-            client_key,
-            expires_in,
-        })
-    }
-
     /// `GET /broadcasts`: authenticates and rotates `key`, then reads the events after `since`.
     pub async fn fetch(
         &self,
@@ -583,7 +563,7 @@ impl Store {
         call.keys.push(account.events_key());
         call.keys.push(account.meta_key());
         let mut reply = self.run_one(call).await?;
-        let grant = self.grant(&mut reply, key)?;
+        let grant = reply.grant(key)?;
         let page = reply.page(since, limit)?;
         Ok((grant, page))
     }
@@ -599,7 +579,7 @@ impl Store {
         let mut call = call.arg(self.limits.ttl_secs).arg(since_arg(since));
         call.keys.push(key.account().events_key());
         let mut reply = self.run_one(call).await?;
-        let grant = self.grant(&mut reply, key)?;
+        let grant = reply.grant(key)?;
         let latest = reply.optional_micros()?.map(Cursor::from_micros);
         let pending = reply.int()?.max(0) as u64;
         Ok((grant, Pulse { latest, pending }))
@@ -776,6 +756,26 @@ impl Reply {
             }
             _ => Err(StoreError::Reply("unknown session status").into()),
         }
+    }
+
+    /// Reads the session verdict at the head of a reply: the key to hand back, or the refusal.
+    fn grant(&mut self, presented: &ClientKey) -> Result<Grant, SessionError> {
+        self.session_status()?;
+        let nonce = self.string()?;
+        let client_key = if nonce.is_empty() {
+            presented.clone()
+        } else {
+            let nonce: [u8; 32] = hex::decode(&nonce)
+                .ok()
+                .and_then(|n| n.try_into().ok())
+                .ok_or(StoreError::Reply("bad rotation nonce"))?;
+            presented.successor(&nonce)
+        };
+        let expires_in = self.int()?.max(0) as u64 / 1000;
+        Ok(Grant {
+            client_key,
+            expires_in,
+        })
     }
 
     /// The page layout written by `events.lua`.

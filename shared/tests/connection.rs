@@ -51,16 +51,21 @@ async fn a_missing_ca_file_is_a_configuration_error() {
     assert!(err.to_string().contains("REDIS_TLS_CA_FILE"), "{err}");
 }
 
-#[tokio::test]
-async fn the_same_store_works_again_after_redis_restarts() {
-    let mut server = RedisServer::start();
-    let store = store(
-        &server,
+/// A store with short Redis timeouts, so a dead server shows quickly.
+fn fail_fast_store(server: &RedisServer) -> Store {
+    store(
+        server,
         &[
             ("REDIS_RESPONSE_TIMEOUT_MS", "300"),
             ("REDIS_CONNECT_TIMEOUT_MS", "300"),
         ],
-    );
+    )
+}
+
+#[tokio::test]
+async fn the_same_store_works_again_after_redis_restarts() {
+    let mut server = RedisServer::start();
+    let store = fail_fast_store(&server);
     publish(&store).await.unwrap();
 
     server.kill();
@@ -75,8 +80,7 @@ async fn the_same_store_works_again_after_redis_restarts() {
     loop {
         match publish(&store).await {
             Ok(()) => break,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
+            Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("did not recover: {e}"),
@@ -90,13 +94,7 @@ async fn the_same_store_works_again_after_redis_restarts() {
 #[tokio::test]
 async fn a_restart_between_requests_is_retried_away() {
     let mut server = RedisServer::start();
-    let store = store(
-        &server,
-        &[
-            ("REDIS_RESPONSE_TIMEOUT_MS", "300"),
-            ("REDIS_CONNECT_TIMEOUT_MS", "300"),
-        ],
-    );
+    let store = fail_fast_store(&server);
     publish(&store).await.unwrap();
     // The connection the store holds is now dead; the first request finds out and, as a
     // publish is safe to repeat (its id makes a repeat a duplicate), retries on a new one.
